@@ -1,0 +1,1 @@
+"""Reference AI service: answers questions through versioned prompts and models."""

@@ -1,0 +1,1 @@
+"""HTTP API of the service: request/response schemas, dependencies and one router per resource."""

@@ -1,0 +1,43 @@
+"""Dependencies shared by the routes, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.core.errors import ServiceError
+from app.service import ServiceContext
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    """The service context built by the lifespan."""
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+
+
+def check_admin(ctx: ServiceContext, token: str | None) -> None:
+    """Raise 403 unless `token` matches APP_ADMIN_TOKEN (admin features are off without one)."""
+    expected = ctx.settings.admin_token
+    if expected is None or not expected.get_secret_value():
+        raise ServiceError(
+            403,
+            "Admin features are disabled; set APP_ADMIN_TOKEN to enable them.",
+            reason="admin_disabled",
+        )
+    if token is None or not hmac.compare_digest(
+        token.encode(), expected.get_secret_value().encode()
+    ):
+        raise ServiceError(403, "A valid X-Admin-Token header is required.", reason="forbidden")
+
+
+def require_admin(ctx: Ctx, x_admin_token: Annotated[str | None, Header()] = None) -> None:
+    """Dependency form of `check_admin`."""
+    check_admin(ctx, x_admin_token)
+
+
+Admin = Depends(require_admin)

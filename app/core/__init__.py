@@ -1,0 +1,1 @@
+"""Process-wide pieces of the service: settings, metrics, errors."""

@@ -1,0 +1,91 @@
+"""One settings object for the service, read from ``APP_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+Track = Literal["stable", "canary", "blue", "green"]
+ProviderKind = Literal["embedded", "openai-compatible", "azure-openai"]
+
+# Values a forker might leave in place; refused outside development so they never reach production.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "admin", "password", "token"})
+
+
+class Settings(BaseSettings):
+    """Service settings; every field is ``APP_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore")
+
+    env: Literal["development", "test", "staging", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Identity: shown in /version and as the `track` and `app_version` label of every metric.
+    track: Track = "stable"
+    version: str = "dev"
+    git_sha: str = "unknown"
+
+    # Prompt/model registry and the bundled knowledge base.
+    registry_dir: Path = REPO_ROOT / "registry"
+    registry_reload_seconds: float = Field(default=2.0, ge=0)
+    default_prompt: str = "rag_answer"
+    knowledge_dir: Path = Path(__file__).resolve().parents[1] / "knowledge" / "kb"
+    retrieve_top_k: int = Field(default=3, ge=1, le=20)
+
+    # Model provider. `embedded` starts the bundled model server as a child process and talks to
+    # it over HTTP with the same client code as `openai-compatible`.
+    provider: ProviderKind = "embedded"
+    provider_base_url: str = ""
+    provider_api_key: SecretStr = SecretStr("")
+    azure_api_version: str = "2024-10-21"
+    provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    embedded_model_port: int = Field(default=0, ge=0, le=65535)
+
+    # Admin: pinning a request to a variant and forcing a registry reload need this token.
+    admin_token: SecretStr | None = None
+
+    # Limits and lifecycle.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    drain_seconds: float = Field(default=0.0, ge=0)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    ready_cache_seconds: float = Field(default=5.0, ge=0)
+    feedback_window: int = Field(default=100_000, ge=1)
+
+    # Fault injection to simulate a bad release (off by default).
+    fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
+
+    @field_validator("provider_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.provider in ("openai-compatible", "azure-openai") and not self.provider_base_url:
+            raise ValueError(
+                f"APP_PROVIDER_BASE_URL is required when APP_PROVIDER is {self.provider!r}."
+            )
+        if self.env not in ("development", "test"):
+            token = self.admin_token.get_secret_value() if self.admin_token else ""
+            if token and (token.lower() in PLACEHOLDER_SECRETS or len(token) < 16):
+                raise ValueError(
+                    "APP_ADMIN_TOKEN is a placeholder or shorter than 16 characters; "
+                    "set a real secret outside development."
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The bundled knowledge base, searched when a request brings no documents."""

@@ -1,0 +1,1 @@
+"""Model providers behind one interface (`Provider`), chosen by `APP_PROVIDER`."""

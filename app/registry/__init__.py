@@ -1,0 +1,1 @@
+"""Prompt and model versions: schema, loading, validation, hot reload and sticky assignment."""

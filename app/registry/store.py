@@ -1,0 +1,78 @@
+"""Holds the serving registry and swaps in a new one only when it loads and validates in full."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.registry.loader import Registry, RegistryError, folder_digest, load_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload attempt did: `unchanged`, `reloaded` or `rejected` (with the error)."""
+
+    outcome: str
+    digest: str
+    error: str | None = None
+
+
+class RegistryStore:
+    """The current registry; a malformed change is refused and the last good one keeps serving."""
+
+    def __init__(
+        self, root: Path, *, on_reload: Callable[[ReloadResult, Registry], None] | None = None
+    ) -> None:
+        self.root = root
+        self.current: Registry = load_registry(root)
+        self.last_error: str | None = None
+        self.last_success = time.time()
+        self._rejected_digest: str | None = None
+        self._on_reload = on_reload
+
+    def reload(self, *, force: bool = False) -> ReloadResult:
+        """Load the folder again if it changed (or when forced); never drops the last good one."""
+        try:
+            digest = folder_digest(self.root)
+        except OSError as exc:
+            return self._finish(ReloadResult("rejected", "", f"{self.root}: {exc}."), log_it=True)
+        if not force and digest in (self.current.digest, self._rejected_digest):
+            return ReloadResult("unchanged", digest)
+        try:
+            registry = load_registry(self.root)
+        except (RegistryError, OSError) as exc:
+            self._rejected_digest = digest
+            self.last_error = str(exc)
+            return self._finish(ReloadResult("rejected", digest, str(exc)), log_it=True)
+        changed = registry.digest != self.current.digest
+        self.current = registry
+        self.last_error = None
+        self._rejected_digest = None
+        self.last_success = time.time()
+        return self._finish(ReloadResult("reloaded" if changed else "unchanged", registry.digest))
+
+    def _finish(self, result: ReloadResult, *, log_it: bool = False) -> ReloadResult:
+        if log_it:
+            log.error(
+                "registry change refused, still serving %s: %s",
+                self.current.digest[:12],
+                result.error,
+            )
+        elif result.outcome == "reloaded":
+            log.info("registry reloaded: %s", self.current.summary()["prompts"])
+        if self._on_reload is not None:
+            self._on_reload(result, self.current)
+        return result
+
+    async def watch(self, interval: float) -> None:
+        """Poll the folder every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            # Reading a few small files; a thread keeps the event loop free meanwhile.
+            await asyncio.to_thread(self.reload)

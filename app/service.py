@@ -1,0 +1,123 @@
+"""The service context: what request handlers share, and the readiness probe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from app.core.config import Settings
+from app.core.metrics import ServiceMetrics
+from app.knowledge.retrieval import Retriever
+from app.providers.base import ChatCall, Provider, ProviderError
+from app.registry.loader import Registry
+from app.registry.store import RegistryStore, ReloadResult
+
+VariantLabels = tuple[str, str, str, str]  # prompt, prompt_version, model, model_version
+
+
+class FeedbackLog:
+    """Which variant served each recent request id, so feedback is counted for the right one."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, VariantLabels] = OrderedDict()
+
+    def remember(self, request_id: str, labels: VariantLabels) -> None:
+        """Record the variant of `request_id`, forgetting the oldest beyond capacity."""
+        self._items[request_id] = labels
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def lookup(self, request_id: str) -> VariantLabels | None:
+        """The variant of `request_id`, if it is still remembered."""
+        return self._items.get(request_id)
+
+
+@dataclass
+class Readiness:
+    """Result of the last real model call made for `/readyz`, reused for `cache_seconds`."""
+
+    cache_seconds: float
+    checked_at: float = 0.0
+    ok: bool = False
+    checks: dict[str, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class ServiceContext:
+    """Everything the routes share; built once by the app's lifespan."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    store: RegistryStore
+    retriever: Retriever
+    provider: Provider
+    feedback: FeedbackLog
+    readiness: Readiness
+    draining: bool = False
+
+    @property
+    def registry(self) -> Registry:
+        """The registry serving right now."""
+        return self.store.current
+
+    async def probe(self) -> tuple[bool, dict[str, str]]:
+        """Ready when not draining and every active prompt version answers a real model call."""
+        if self.draining:
+            return False, {"service": "draining"}
+        r = self.readiness
+        async with r.lock:
+            if time.monotonic() - r.checked_at >= r.cache_seconds or not r.ok:
+                r.ok, r.checks = await self._call_models()
+                r.checked_at = time.monotonic()
+        self.metrics.ready.labels(*self.metrics.base).set(1 if r.ok else 0)
+        return r.ok, dict(r.checks)
+
+    async def _call_models(self) -> tuple[bool, dict[str, str]]:
+        registry = self.registry
+        checks: dict[str, str] = {}
+        for prompt_set in registry.prompts.values():
+            for version in prompt_set.active():
+                model = registry.model_for(version)
+                params = version.parameters.merged_over(model.parameters)
+                call = ChatCall(
+                    model=model.provider_model,
+                    messages=version.render(question="ping", context=""),
+                    max_tokens=1,
+                    extra_body=params.extra_body,
+                )
+                key = f"{version.name}@{version.version}"
+                try:
+                    await self.provider.complete(call)
+                    checks[key] = "ok"
+                except ProviderError as exc:
+                    checks[key] = exc.message
+        return all(v == "ok" for v in checks.values()), checks
+
+    def record_registry(self, result: ReloadResult, registry: Registry) -> None:
+        """Export the reload outcome and the loaded versions' traffic shares as metrics."""
+        m = self.metrics
+        m.registry_reloads.labels(*m.base, result.outcome).inc()
+        export_registry(m, registry)
+
+
+def export_registry(metrics: ServiceMetrics, registry: Registry) -> None:
+    """Set `app_registry_traffic_ratio` for every loaded prompt version, replacing old series."""
+    metrics.registry_traffic.clear()
+    for prompt_set in registry.prompts.values():
+        canary_share = prompt_set.canary.traffic_percentage / 100 if prompt_set.canary else 0.0
+        for version in prompt_set.versions.values():
+            share = {"production": 1 - canary_share, "canary": canary_share}.get(
+                version.status, 0.0
+            )
+            metrics.registry_traffic.labels(
+                *metrics.base,
+                version.name,
+                version.version,
+                version.model_name,
+                version.model_version,
+                version.status,
+            ).set(share)

@@ -1,0 +1,1 @@
+"""The rollout toolkit: thin command-line entry points over `scripts.toolkit`."""

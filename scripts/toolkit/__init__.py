@@ -1,0 +1,1 @@
+"""The importable library behind the rollout scripts."""

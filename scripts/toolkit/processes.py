@@ -1,0 +1,128 @@
+"""Start the project's servers as child processes, wait for them over HTTP, stop them by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess  # nosec B404  # runs this project's own modules, never a shell
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ManagedProcess:
+    """A child process serving HTTP on 127.0.0.1:`port`, with its output in `log_path`."""
+
+    name: str
+    args: list[str]
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running child, if started."""
+        return self.process.pid if self.process else None
+
+    def start(self) -> ManagedProcess:
+        """Start the child (its output goes to `log_path`)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed argv, no shell
+            self.args,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def wait_http(self, path: str = "/healthz", *, timeout: float = 30.0) -> None:
+        """Wait until `path` answers 200; raise RuntimeError with the log tail otherwise."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process is None or self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+                try:
+                    if client.get(self.url + path).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+        raise RuntimeError(
+            f"{self.name} did not answer {path} in {timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the child only (never to processes it did not start)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, *, timeout: float = 15.0) -> int | None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._log is not None:
+            self._log.close()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The last lines of the child's output."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def python_module(
+    name: str,
+    module: str,
+    *,
+    port: int,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    log_dir: Path,
+    cwd: Path | None = None,
+    python: str = sys.executable,
+) -> ManagedProcess:
+    """A ManagedProcess running `python -m module args...` with `env` added to os.environ."""
+    full_env = {**os.environ, **(env or {})}
+    return ManagedProcess(
+        name=name,
+        args=[python, "-m", module, *args],
+        port=port,
+        env=full_env,
+        log_path=log_dir / f"{name}.log",
+        cwd=cwd,
+    )

@@ -1,0 +1,93 @@
+"""Shared fixtures: paths, a scratch copy of the registry, and real server processes."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.toolkit.processes import ManagedProcess, free_port, python_module
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture
+def registry_dir(tmp_path: Path) -> Path:
+    """A scratch copy of registry/ that a test may change freely."""
+    target = tmp_path / "registry"
+    shutil.copytree(REPO / "registry", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """The embedded model server (`python -m app.model_server`), one for the session."""
+    proc = python_module(
+        "model-server",
+        "app.model_server",
+        port=(port := free_port()),
+        args=["--port", str(port)],
+        log_dir=tmp_path_factory.mktemp("logs"),
+        cwd=REPO,
+    )
+    proc.start().wait_http("/healthz")
+    yield proc
+    proc.stop()
+
+
+StartApp = Callable[..., ManagedProcess]
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp]:
+    """Start `python -m app` with extra APP_* settings; every app started is stopped afterwards.
+
+    Defaults: the session's model server as provider, a scratch registry polled every 0.2 s,
+    an admin token. Pass `wait="/readyz"` (default) or `wait=None` to skip waiting.
+    """
+    started: list[ManagedProcess] = []
+
+    def start(*, wait: str | None = "/readyz", **settings: str) -> ManagedProcess:
+        port = free_port()
+        env = {
+            "APP_PORT": str(port),
+            "APP_PROVIDER": "openai-compatible",
+            "APP_PROVIDER_BASE_URL": f"{model_server.url}/v1",
+            "APP_REGISTRY_RELOAD_SECONDS": "0.2",
+            "APP_ADMIN_TOKEN": ADMIN_TOKEN,
+            "APP_ENV": "test",
+            "APP_VERSION": "test-sha",
+            **{f"APP_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        if "APP_REGISTRY_DIR" not in env:
+            registry = tmp_path / f"registry-{port}"
+            shutil.copytree(REPO / "registry", registry)
+            env["APP_REGISTRY_DIR"] = str(registry)
+        proc = python_module(f"app-{port}", "app", port=port, env=env, log_dir=tmp_path, cwd=REPO)
+        started.append(proc.start())
+        if wait:
+            proc.wait_http(wait)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def broken_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """An endpoint that times out, returns garbage or fails, by model name."""
+    proc = python_module(
+        "broken-provider",
+        "tests.support.broken_provider",
+        port=(port := free_port()),
+        args=["--port", str(port)],
+        log_dir=tmp_path_factory.mktemp("logs"),
+        cwd=REPO,
+    )
+    proc.start().wait_http("/healthz")
+    yield proc
+    proc.stop()
