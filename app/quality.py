@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.knowledge.retrieval import Document
-from app.text import terms
+from app.text import term_set, terms
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _REFUSAL = re.compile(
-    r"\b(i (do not|don't|cannot|can't) (know|answer|find|help)|not enough information|"
+    r"\b(i (do not|don['\u2019]t|cannot|can['\u2019]t) (know|answer|find|help)|"
+    r"not enough information|"
     r"no (relevant )?information|unable to answer|the context does not (say|mention|contain))",
     re.IGNORECASE,
 )
@@ -51,7 +52,7 @@ def assess(answer: str, documents: Sequence[Document]) -> QualitySignals:
     if is_refusal(answer):
         return QualitySignals(groundedness=0.0, refused=True, cited=False, score=0.0)
     answer_terms = terms(_CITATION.sub(" ", answer))
-    context = set(terms(" ".join(f"{d.title} {d.text}" for d in documents)))
+    context = frozenset().union(*(term_set(f"{d.title} {d.text}") for d in documents))
     groundedness = (
         (sum(t in context for t in answer_terms) / len(answer_terms)) if answer_terms else 0.0
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
-_TOKEN = re.compile(r"[a-z0-9$%]+(?:[.,][0-9]+)*")
+_TOKEN = re.compile(r"\$?[a-z0-9]+(?:[.,][0-9]+)*%?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[$])")
-_PIECE = re.compile(r"\w+|[^\w\s]")
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
@@ -74,6 +74,7 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=65_536)
 def normalize(word: str) -> str:
     """A word's canonical form: its thesaurus group, else its stem."""
     return SYNONYMS.get(word) or SYNONYMS.get(stem(word)) or stem(word)
@@ -85,22 +86,32 @@ def terms(text: str, *, normalized: bool = True) -> list[str]:
     return [normalize(w) for w in words] if normalized else list(words)
 
 
+@lru_cache(maxsize=16_384)
+def term_set(text: str, *, normalized: bool = True) -> frozenset[str]:
+    """The set of `terms` of a text, memoized: knowledge-base sentences recur in every prompt."""
+    return frozenset(terms(text, normalized=normalized))
+
+
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences on end punctuation followed by a capital or a digit."""
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
+CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text
+
+
 def count_tokens(text: str) -> int:
-    """Approximate model tokens: words and punctuation marks, as tokenizers roughly count them."""
-    return len(_PIECE.findall(text))
+    """Approximate model tokens: about one per four characters, as OpenAI's guidance puts it."""
+    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def truncate_tokens(text: str, limit: int) -> tuple[str, bool]:
-    """Cut a text after `limit` approximate tokens; returns the text and whether it was cut."""
-    pieces = list(_PIECE.finditer(text))
-    if len(pieces) <= limit:
+    """Cut a text after about `limit` tokens at a word boundary; returns it and whether cut."""
+    budget = limit * CHARS_PER_TOKEN
+    if len(text) <= budget:
         return text, False
-    return text[: pieces[limit - 1].end()] if limit > 0 else "", True
+    cut = text.rfind(" ", 0, budget + 1)
+    return text[: cut if cut > 0 else budget].rstrip(), True
 
 
 def unique(items: Iterable[str]) -> list[str]:

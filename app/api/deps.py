@@ -11,8 +11,8 @@ from app.core.errors import ServiceError
 from app.service import ServiceContext
 
 
-def get_ctx(request: Request) -> ServiceContext:
-    """The service context built by the lifespan."""
+async def get_ctx(request: Request) -> ServiceContext:
+    """The service context built by the lifespan (async: sync ones would run in a thread)."""
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
@@ -35,7 +35,7 @@ def check_admin(ctx: ServiceContext, token: str | None) -> None:
         raise ServiceError(403, "A valid X-Admin-Token header is required.", reason="forbidden")
 
 
-def require_admin(ctx: Ctx, x_admin_token: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(ctx: Ctx, x_admin_token: Annotated[str | None, Header()] = None) -> None:
     """Dependency form of `check_admin`."""
     check_admin(ctx, x_admin_token)
 

@@ -133,7 +133,7 @@ class ServiceMetrics:
         )
         self.registry_reloads = Counter(
             "app_registry_reloads",
-            "Registry reload attempts by outcome.",
+            "Registry changes applied (reloaded) or refused (rejected).",
             (*BASE, "outcome"),
             registry=r,
         )

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.text import count_tokens, split_sentences, terms, truncate_tokens, unique
+from app.text import count_tokens, split_sentences, term_set, terms, truncate_tokens, unique
 
 REFUSAL = "I don't know based on the provided context."
 MODELS = ("extractive-base", "extractive-mini")
@@ -101,7 +101,7 @@ def parse_prompt(messages: Sequence[dict[str, str]]) -> Prompt:
     ]
     asked = _QUESTION_LINE.findall(user)
     question = (asked[-1] if asked else _CONTEXT_LINE.sub("", user)).strip()
-    instructions = full.replace(question, "")
+    instructions = _CONTEXT_LINE.sub("", full).replace(question, "")
     return Prompt(
         question=question,
         sentences=sentences,
@@ -116,7 +116,7 @@ def _scores(model: str, question: str, sentences: Sequence[Sentence]) -> list[fl
     query = unique(terms(question, normalized=normalized))
     if not query:
         return [0.0] * len(sentences)
-    bags = [set(terms(s.text, normalized=normalized)) for s in sentences]
+    bags = [term_set(s.text, normalized=normalized) for s in sentences]
     if model == "extractive-mini":
         return [len(bag.intersection(query)) / len(query) for bag in bags]
     n = len(bags)

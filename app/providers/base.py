@@ -11,10 +11,12 @@ ErrorKind = Literal["timeout", "unavailable", "rejected", "bad_response"]
 class ProviderError(Exception):
     """A failed model call, classified so the service can answer 502/503/504 and count it."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # Seconds the provider asked us to wait (Retry-After), if it said.
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,10 +76,15 @@ class Registry:
         }
 
 
+def _visible(paths: Iterable[Path]) -> list[Path]:
+    """Sorted paths without hidden files or folders (editors' and writers' temporary files)."""
+    return sorted(p for p in paths if not any(part.startswith(".") for part in p.parts[-3:]))
+
+
 def folder_digest(root: Path) -> str:
     """SHA-256 over the names and contents of the registry's files (cheap: the folder is small)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for path in _visible(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
@@ -88,8 +94,9 @@ def folder_digest(root: Path) -> str:
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"field '{where}': {first['msg']}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in first["loc"])
+    return f"field '{where}': {message}" if where else message
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -106,7 +113,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _load_models(root: Path) -> dict[str, ModelVersion]:
     models: dict[str, ModelVersion] = {}
-    for config in sorted((root / "models").glob("*/*/config.yaml")):
+    for config in _visible((root / "models").glob("*/*/config.yaml")):
         name, version = config.parent.parent.name, config.parent.name
         data = _read_yaml(config)
         data.setdefault("name", name)
@@ -131,7 +138,7 @@ def _load_models(root: Path) -> dict[str, ModelVersion]:
 
 def _load_prompts(root: Path, models: dict[str, ModelVersion]) -> dict[str, PromptSet]:
     by_name: dict[str, dict[str, PromptVersion]] = {}
-    for path in sorted((root / "prompts").glob("*/*.yaml")):
+    for path in _visible((root / "prompts").glob("*/*.yaml")):
         name, version = path.parent.name, path.stem
         data = _read_yaml(path)
         data.setdefault("name", name)

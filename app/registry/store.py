@@ -13,10 +13,14 @@ from app.registry.loader import Registry, RegistryError, folder_digest, load_reg
 
 log = logging.getLogger(__name__)
 
+WRITER_LOCK = ".writing"
+WRITER_LOCK_TTL_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What a reload attempt did: `unchanged`, `reloaded` or `rejected` (with the error)."""
+    """What a reload attempt did: `unchanged`, `deferred` (a writer holds the lock), `reloaded`
+    or `rejected` (with the error). Only `reloaded` and `rejected` reach the `on_reload` hook."""
 
     outcome: str
     digest: str
@@ -42,7 +46,16 @@ class RegistryStore:
             digest = folder_digest(self.root)
         except OSError as exc:
             return self._finish(ReloadResult("rejected", "", f"{self.root}: {exc}."), log_it=True)
-        if not force and digest in (self.current.digest, self._rejected_digest):
+        if not force and self._writer_active():
+            return ReloadResult("deferred", digest)
+        if not force and digest == self.current.digest:
+            if self.last_error is not None:
+                # A refused change was reverted: the folder holds what is serving again.
+                log.info("registry folder is back to %s; change error cleared", digest[:12])
+                self.last_error = None
+                self._rejected_digest = None
+            return ReloadResult("unchanged", digest)
+        if not force and digest == self._rejected_digest:
             return ReloadResult("unchanged", digest)
         try:
             registry = load_registry(self.root)
@@ -57,6 +70,15 @@ class RegistryStore:
         self.last_success = time.time()
         return self._finish(ReloadResult("reloaded" if changed else "unchanged", registry.digest))
 
+    def _writer_active(self) -> bool:
+        # The toolkit writes a multi-file change under a `.writing` lock: wait for the whole
+        # change rather than refuse its half-written middle. A stale lock (writer died) expires.
+        lock = self.root / WRITER_LOCK
+        try:
+            return time.time() - lock.stat().st_mtime < WRITER_LOCK_TTL_SECONDS
+        except FileNotFoundError:
+            return False
+
     def _finish(self, result: ReloadResult, *, log_it: bool = False) -> ReloadResult:
         if log_it:
             log.error(
@@ -66,7 +88,7 @@ class RegistryStore:
             )
         elif result.outcome == "reloaded":
             log.info("registry reloaded: %s", self.current.summary()["prompts"])
-        if self._on_reload is not None:
+        if self._on_reload is not None and result.outcome in ("reloaded", "rejected"):
             self._on_reload(result, self.current)
         return result
 
