@@ -11,7 +11,8 @@ from app.core.errors import ServiceError
 from app.knowledge.retrieval import Document
 from app.providers.base import ChatCall, ProviderError
 from app.quality import assess, cited_numbers
-from app.registry.schema import PromptVersion
+from app.registry.loader import Registry
+from app.registry.schema import ModelVersion, PromptVersion
 from app.service import ServiceContext
 
 PROVIDER_STATUS = {"timeout": 504, "unavailable": 503, "rejected": 502, "bad_response": 502}
@@ -23,21 +24,20 @@ def render_context(documents: list[Document]) -> str:
 
 
 def choose_variant(
-    ctx: ServiceContext, body: AnswerRequest, *, pinned: str | None, request_id: str
+    registry: Registry, name: str, unit_id: str, *, pinned: str | None
 ) -> PromptVersion:
-    """The prompt version for this request: pinned by an admin, else sticky by user/session."""
-    name = body.prompt or ctx.settings.default_prompt
-    prompt_set = ctx.registry.prompts.get(name)
+    """The version of prompt `name` for this request: pinned by an admin, else sticky by unit."""
+    prompt_set = registry.prompts.get(name)
     if prompt_set is None:
         raise ServiceError(404, f"Unknown prompt '{name}'.", reason="unknown_prompt")
     if pinned is None:
-        return prompt_set.assign(body.user_id or body.session_id or request_id)
+        return prompt_set.assign(unit_id)
     version = prompt_set.versions.get(pinned)
     if version is None:
         raise ServiceError(
             404, f"Prompt '{name}' has no version '{pinned}'.", reason="unknown_version"
         )
-    if version.model not in ctx.registry.models:
+    if version.model not in registry.models:
         raise ServiceError(
             409,
             f"Version '{pinned}' uses {version.model}, which is not registered.",
@@ -51,11 +51,40 @@ async def answer(
 ) -> AnswerResponse:
     """Answer `body`; raises ServiceError with a short detail for every expected failure."""
     started = time.perf_counter()
-    version = choose_variant(ctx, body, pinned=pinned, request_id=request_id)
-    model = ctx.registry.model_for(version)
+    registry = ctx.registry  # one snapshot per request: a reload may swap it meanwhile
+    unit_id = body.user_id or body.session_id or request_id
+    name = body.prompt or ctx.settings.default_prompt
+    version = choose_variant(registry, name, unit_id, pinned=pinned)
+    model = registry.model_for(version)
     m = ctx.metrics
     labels = (*m.base, version.name, version.version, model.name, model.version)
+    if ctx.units.first_seen(f"{version.salt}:{unit_id}"):
+        m.units.labels(*labels).inc()
+    try:
+        return await _answer(ctx, body, version, model, labels, request_id, started)
+    except ServiceError:
+        m.answers.labels(*labels, "error").inc()
+        raise
+    except ProviderError as exc:
+        m.model_errors.labels(*labels, exc.kind).inc()
+        m.answers.labels(*labels, "error").inc()
+        raise ServiceError(
+            PROVIDER_STATUS[exc.kind], exc.message, reason=f"provider_{exc.kind}"
+        ) from exc
+    except Exception:
+        m.answers.labels(*labels, "error").inc()
+        raise
 
+
+async def _answer(
+    ctx: ServiceContext,
+    body: AnswerRequest,
+    version: PromptVersion,
+    model: ModelVersion,
+    labels: tuple[str, ...],
+    request_id: str,
+    started: float,
+) -> AnswerResponse:
     if body.documents is not None:
         documents = [
             Document(id=d.id or f"doc-{n}", title=d.title, text=d.text)
@@ -73,18 +102,8 @@ async def answer(
         seed=params.seed,
         extra_body=params.extra_body,
     )
-    try:
-        await _inject_faults(ctx)
-        result = await ctx.provider.complete(call)
-    except ServiceError:
-        m.answers.labels(*labels, "error").inc()
-        raise
-    except ProviderError as exc:
-        m.model_errors.labels(*labels, exc.kind).inc()
-        m.answers.labels(*labels, "error").inc()
-        raise ServiceError(
-            PROVIDER_STATUS[exc.kind], exc.message, reason=f"provider_{exc.kind}"
-        ) from exc
+    await _inject_faults(ctx)
+    result = await ctx.provider.complete(call)
 
     signals = assess(result.text, documents)
     cost = (
@@ -92,16 +111,17 @@ async def answer(
         + result.completion_tokens * model.pricing.output_per_1k_tokens
     ) / 1000
     elapsed = time.perf_counter() - started
+    m = ctx.metrics
     m.answers.labels(*labels, "refused" if signals.refused else "answered").inc()
     m.answer_duration.labels(*labels).observe(elapsed)
     m.tokens.labels(*labels, "prompt").inc(result.prompt_tokens)
     m.tokens.labels(*labels, "completion").inc(result.completion_tokens)
-    m.cost.labels(*labels).inc(cost)
+    m.cost.labels(*labels).observe(cost)
     m.quality.labels(*labels).observe(signals.score)
     m.groundedness.labels(*labels).observe(signals.groundedness)
     if signals.cited:
         m.citations.labels(*labels).inc()
-    ctx.feedback.remember(request_id, labels[2:])
+    ctx.feedback.remember(request_id, (labels[2], labels[3], labels[4], labels[5]))
 
     citations = [
         Citation(number=n, document_id=documents[n - 1].id, title=documents[n - 1].title)

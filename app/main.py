@@ -21,7 +21,7 @@ from app.core.middleware import ObservabilityMiddleware
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
 from app.registry.store import RegistryStore
-from app.service import FeedbackLog, Readiness, ServiceContext, export_registry
+from app.service import FeedbackLog, Readiness, RecentUnits, ServiceContext, export_registry
 
 log = logging.getLogger("app")
 
@@ -42,6 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         provider=provider,
         feedback=FeedbackLog(settings.feedback_window),
         readiness=Readiness(cache_seconds=settings.ready_cache_seconds),
+        units=RecentUnits(settings.feedback_window),
     )
     store._on_reload = ctx.record_registry
     export_registry(metrics, store.current)

@@ -35,6 +35,27 @@ class FeedbackLog:
         return self._items.get(request_id)
 
 
+class RecentUnits:
+    """Users (or sessions) seen lately, to count each once per variant for the sample-ratio check.
+
+    Bounded: a unit forgotten and seen again counts again, equally often in every variant, so
+    the ratio between variants stays unbiased."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def first_seen(self, key: str) -> bool:
+        """True the first time `key` is seen (within the window)."""
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return True
+
+
 @dataclass
 class Readiness:
     """Result of the last real model call made for `/readyz`, reused for `cache_seconds`."""
@@ -57,6 +78,7 @@ class ServiceContext:
     provider: Provider
     feedback: FeedbackLog
     readiness: Readiness
+    units: RecentUnits
     draining: bool = False
 
     @property

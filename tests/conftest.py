@@ -41,14 +41,10 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedPr
 StartApp = Callable[..., ManagedProcess]
 
 
-@pytest.fixture
-def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp]:
-    """Start `python -m app` with extra APP_* settings; every app started is stopped afterwards.
-
-    Defaults: the session's model server as provider, a scratch registry polled every 0.2 s,
-    an admin token. Pass `wait="/readyz"` (default) or `wait=None` to skip waiting.
-    """
-    started: list[ManagedProcess] = []
+def _app_launcher(
+    model_server: ManagedProcess, workdir: Path, started: list[ManagedProcess]
+) -> StartApp:
+    """A `start(*, wait, **settings)` function that records every app it starts in `started`."""
 
     def start(*, wait: str | None = "/readyz", **settings: str) -> ManagedProcess:
         port = free_port()
@@ -63,16 +59,38 @@ def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp
             **{f"APP_{k.upper()}": str(v) for k, v in settings.items()},
         }
         if "APP_REGISTRY_DIR" not in env:
-            registry = tmp_path / f"registry-{port}"
+            registry = workdir / f"registry-{port}"
             shutil.copytree(REPO / "registry", registry)
             env["APP_REGISTRY_DIR"] = str(registry)
-        proc = python_module(f"app-{port}", "app", port=port, env=env, log_dir=tmp_path, cwd=REPO)
+        proc = python_module(f"app-{port}", "app", port=port, env=env, log_dir=workdir, cwd=REPO)
         started.append(proc.start())
         if wait:
             proc.wait_http(wait)
         return proc
 
-    yield start
+    return start
+
+
+@pytest.fixture
+def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp]:
+    """Start `python -m app` with extra APP_* settings; every app started is stopped afterwards.
+
+    Defaults: the session's model server as provider, a scratch registry polled every 0.2 s,
+    an admin token. Pass `wait="/readyz"` (default) or `wait=None` to skip waiting.
+    """
+    started: list[ManagedProcess] = []
+    yield _app_launcher(model_server, tmp_path, started)
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def start_module_app(
+    tmp_path_factory: pytest.TempPathFactory, model_server: ManagedProcess
+) -> Iterator[StartApp]:
+    """`start_app` for apps shared by the tests of one module; stopped after the module."""
+    started: list[ManagedProcess] = []
+    yield _app_launcher(model_server, tmp_path_factory.mktemp("apps"), started)
     for proc in started:
         proc.stop()
 

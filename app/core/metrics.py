@@ -31,6 +31,28 @@ LATENCY_BUCKETS = (
     5.0,
     10.0,
 )
+COST_BUCKETS = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    7.5e-5,
+    1e-4,
+    1.5e-4,
+    2e-4,
+    3e-4,
+    5e-4,
+    7.5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    1e-2,
+    2.5e-2,
+    5e-2,
+    0.1,
+)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 
@@ -86,9 +108,16 @@ class ServiceMetrics:
             (*VARIANT, "kind"),
             registry=r,
         )
-        self.cost = Counter(
-            "app_estimated_cost_usd",
-            "Estimated model cost in US dollars by variant.",
+        self.cost = Histogram(
+            "app_answer_cost_usd",
+            "Estimated model cost of each answer in US dollars, by variant (_sum: total cost).",
+            VARIANT,
+            buckets=COST_BUCKETS,
+            registry=r,
+        )
+        self.units = Counter(
+            "app_experiment_units",
+            "Users (or sessions) seen for the first time per variant: the sample-ratio check.",
             VARIANT,
             registry=r,
         )
