@@ -1,0 +1,176 @@
+"""The judge: compares canary with stable on every policy metric and decides.
+
+Per metric it estimates both arms' means, then asks two always-valid questions (see
+`stats.py`) at level alpha / k, k being the number of critical tests (Bonferroni, so the
+whole analysis keeps its false-rollback rate under alpha):
+
+- relative: is the canary worse than stable by more than the margin? (`fail` when the whole
+  confidence sequence of the difference lies beyond the margin; `pass` when it lies within);
+- absolute: is the canary beyond its `limit`? (same reading on the canary's own interval).
+
+A metric with fewer than `min_samples` observations in either arm is `insufficient` and
+decides nothing. Decisions: `rollback` when a critical metric fails; `promote` when every
+critical metric passes; `hold` otherwise. Non-critical metrics are reported, never decisive.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from scripts.toolkit.metrics import ArmData, Histogram, Observation, Ratio
+from scripts.toolkit.policy import MetricPolicy, Policy
+from scripts.toolkit.stats import (
+    Estimate,
+    compare,
+    histogram_mean,
+    interval,
+    log_mixture_lr,
+    proportion,
+)
+
+MetricVerdictKind = Literal["pass", "fail", "inconclusive", "insufficient", "missing"]
+Decision = Literal["promote", "rollback", "hold"]
+
+
+def estimate(observation: Observation) -> Estimate:
+    """Mean and variance of the mean of one arm's observation."""
+    if isinstance(observation, Ratio):
+        return proportion(observation.hits, observation.total)
+    assert isinstance(observation, Histogram)  # noqa: S101  # the two kinds there are
+    return histogram_mean(observation.bounds, observation.counts, observation.total)
+
+
+@dataclass
+class MetricVerdict:
+    """Everything the decision record shows for one metric."""
+
+    name: str
+    critical: bool
+    direction: str
+    verdict: MetricVerdictKind
+    reason: str
+    stable_value: float | None = None
+    canary_value: float | None = None
+    stable_n: float = 0.0
+    canary_n: float = 0.0
+    effect: float | None = None  # canary - stable
+    ci_low: float | None = None  # always-valid interval of the effect
+    ci_high: float | None = None
+    margin: float | None = None
+    limit: float | None = None
+    statistic: float | None = None  # ln Λ against "worse by exactly the margin"
+    threshold: float | None = None  # ln(1 / alpha_test): the statistic that means "worse"
+    alpha: float | None = None
+
+
+@dataclass
+class Verdict:
+    """The judge's decision with a verdict per metric."""
+
+    decision: Decision
+    reasons: list[str]
+    metrics: list[MetricVerdict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (NaN and infinities as None)."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            return value
+
+        return {
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "metrics": [{k: clean(v) for k, v in asdict(m).items()} for m in self.metrics],
+        }
+
+
+def critical_tests(policy: Policy) -> int:
+    """How many tests can roll back (one per margin, one per limit, on critical metrics)."""
+    count = 0
+    for metric in policy.metrics:
+        if metric.critical:
+            has_margin = (
+                metric.max_regression is not None or metric.max_relative_regression is not None
+            )
+            count += int(has_margin) + int(metric.limit is not None)
+    return max(count, 1)
+
+
+def judge_metric(
+    policy: Policy,
+    metric: MetricPolicy,
+    stable: Observation | None,
+    canary: Observation | None,
+    *,
+    alpha: float,
+) -> MetricVerdict:
+    """One metric's verdict."""
+    result = MetricVerdict(
+        name=metric.name,
+        critical=metric.critical,
+        direction=metric.direction,
+        verdict="missing",
+        reason="no data for one of the arms",
+        limit=metric.limit,
+        alpha=alpha,
+    )
+    if stable is None or canary is None:
+        return result
+    s, c = estimate(stable), estimate(canary)
+    result.stable_value, result.canary_value = s.mean, c.mean
+    result.stable_n, result.canary_n = s.n, c.n
+    need = policy.samples_needed(metric)
+    if s.n < need or c.n < need:
+        short, have = ("canary", c.n) if c.n < need else ("stable", s.n)
+        result.verdict, result.reason = "insufficient", f"{short} has {have:.0f} of {need} samples"
+        return result
+    sign = metric.worse_sign
+    cmp = compare(s, c, tau=metric.tau, alpha=alpha)
+    result.effect, result.ci_low, result.ci_high = cmp.diff, cmp.low, cmp.high
+    result.threshold = math.log(1 / alpha)
+    worse_low, worse_high = sorted((sign * cmp.low, sign * cmp.high))
+    margin = result.margin = metric.margin(s.mean)
+    failures, unknown = [], []
+    if margin is not None:
+        result.statistic = log_mixture_lr(sign * cmp.diff, cmp.variance, metric.tau, null=margin)
+        if worse_low > margin:
+            failures.append(f"worse than stable by more than {margin:.4g}")
+        elif worse_high > margin:
+            unknown.append("difference not yet within the margin")
+    if metric.limit is not None:
+        low, high = interval(c, tau=metric.tau, alpha=alpha)
+        beyond = low > metric.limit if sign > 0 else high < metric.limit
+        within = high <= metric.limit if sign > 0 else low >= metric.limit
+        word = "above" if sign > 0 else "below"
+        if beyond:
+            failures.append(f"{word} the limit {metric.limit:.4g}")
+        elif not within:
+            unknown.append(f"not yet clear of the limit {metric.limit:.4g}")
+    if failures:
+        result.verdict, result.reason = "fail", "; ".join(failures)
+    elif unknown:
+        result.verdict, result.reason = "inconclusive", "; ".join(unknown)
+    else:
+        result.verdict, result.reason = "pass", "within the margin and the limit"
+    return result
+
+
+def judge(policy: Policy, stable: ArmData, canary: ArmData) -> Verdict:
+    """Compare the arms on every policy metric and decide promote, rollback or hold."""
+    alpha = policy.alpha / critical_tests(policy)
+    verdicts = [
+        judge_metric(policy, m, stable.get(m.name), canary.get(m.name), alpha=alpha)
+        for m in policy.metrics
+    ]
+    critical = [v for v in verdicts if v.critical]
+    failed = [v for v in critical if v.verdict == "fail"]
+    if failed:
+        return Verdict("rollback", [f"{v.name}: {v.reason}" for v in failed], verdicts)
+    if all(v.verdict == "pass" for v in critical):
+        return Verdict("promote", ["every critical metric passed"], verdicts)
+    waiting = [f"{v.name}: {v.reason}" for v in critical if v.verdict != "pass"]
+    return Verdict("hold", waiting, verdicts)

@@ -1,0 +1,156 @@
+"""The rollout policy: steps, timing, and the metrics the judge compares, from one YAML file."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.metrics import MetricQuery, Selector
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "rollout" / "policy.yaml"
+
+# Effect sizes the test is tuned for when a metric sets neither `effect_size` nor a margin.
+_DEFAULT_TAU = {"ratio": 0.02, "mean": 0.05}
+
+
+class MetricPolicy(BaseModel):
+    """One metric: how to read it, which way is better, and how much worse the canary may be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    kind: Literal["ratio", "mean"]
+    hits: str | None = None
+    good: str | None = None
+    total: str | None = None
+    histogram: str | None = None
+    direction: Literal["lower_is_better", "higher_is_better"]
+    max_regression: float | None = Field(default=None, ge=0)
+    max_relative_regression: float | None = Field(default=None, ge=0)
+    limit: float | None = None
+    critical: bool = True
+    min_samples: int | None = Field(default=None, ge=1)
+    effect_size: float | None = Field(default=None, gt=0)
+
+    @field_validator("hits", "good", "total", "histogram")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            Selector.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricPolicy:
+        if self.kind == "ratio" and not (self.total and bool(self.hits) != bool(self.good)):
+            raise ValueError("a ratio metric needs `total` and one of `hits` or `good`")
+        if self.kind == "mean" and not self.histogram:
+            raise ValueError("a mean metric needs a `histogram` selector")
+        thresholds = (self.max_regression, self.max_relative_regression, self.limit)
+        if all(t is None for t in thresholds):
+            raise ValueError("set max_regression, max_relative_regression or limit (or several)")
+        return self
+
+    @property
+    def worse_sign(self) -> float:
+        """+1 when a higher value is worse, -1 when a lower value is worse."""
+        return 1.0 if self.direction == "lower_is_better" else -1.0
+
+    @property
+    def tau(self) -> float:
+        """The mixing scale of the sequential test, fixed before data is seen."""
+        return self.effect_size or self.max_regression or _DEFAULT_TAU[self.kind]
+
+    def margin(self, stable_value: float) -> float | None:
+        """How much worse than stable the canary may be: the larger of the absolute and the
+        relative allowance (either alone when only one is set)."""
+        allowances = [m for m in (self.max_regression,) if m is not None]
+        if self.max_relative_regression is not None and not math.isnan(stable_value):
+            allowances.append(self.max_relative_regression * abs(stable_value))
+        return max(allowances) if allowances else None
+
+    def query(self) -> MetricQuery:
+        """What a metric source reads for this metric."""
+        return MetricQuery(
+            name=self.name,
+            kind=self.kind,
+            hits=Selector.parse(self.hits) if self.hits else None,
+            good=Selector.parse(self.good) if self.good else None,
+            total=Selector.parse(self.total) if self.total else None,
+            histogram=Selector.parse(self.histogram) if self.histogram else None,
+        )
+
+
+class Policy(BaseModel):
+    """`rollout/policy.yaml`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1]
+    name: str = "default"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    steps: list[float] = Field(min_length=1)
+    interval_seconds: float = Field(gt=0)
+    min_step_seconds: float = Field(ge=0)
+    max_step_seconds: float = Field(gt=0)
+    max_missing_seconds: float = Field(gt=0)
+    min_samples: int = Field(ge=1)
+    metrics: list[MetricPolicy] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < s <= 100 for s in steps):
+            raise ValueError("every step is a traffic percentage above 0 and at most 100")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError("steps must increase")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return steps
+
+    @model_validator(mode="after")
+    def _times(self) -> Policy:
+        if self.max_step_seconds < self.min_step_seconds:
+            raise ValueError("max_step_seconds must be at least min_step_seconds")
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError("metric names must be unique")
+        return self
+
+    def samples_needed(self, metric: MetricPolicy) -> int:
+        """Observations each arm needs before this metric may decide anything."""
+        return metric.min_samples or self.min_samples
+
+    def next_step(self, current: float) -> float:
+        """The step after `current` traffic percentage (100 stays 100)."""
+        return next((s for s in self.steps if s > current + 1e-9), 100.0)
+
+
+def load_policy(path: Path, **overrides: float) -> Policy:
+    """Read and validate a policy; errors name the file and the field. `overrides` replace
+    top-level numbers (for example a faster interval for the local demo)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ToolkitError(f"cannot read the rollout policy {path}: {exc.strerror}.") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ToolkitError(f"{path}: not valid YAML{where}.") from exc
+    if not isinstance(data, dict):
+        raise ToolkitError(f"{path}: expected a mapping of fields at the top level.")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        field = f" field '{where}':" if where else ""
+        raise ToolkitError(f"{path}:{field} {message}.") from exc
