@@ -87,6 +87,28 @@ class MetricPolicy(BaseModel):
         )
 
 
+class EvalMetricPolicy(BaseModel):
+    """Gate on one offline evaluation score: how much worse than the baseline, and a floor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Literal["lower_is_better", "higher_is_better"] = "higher_is_better"
+    max_regression: float | None = Field(default=None, ge=0)
+    max_relative_regression: float | None = Field(default=None, ge=0)
+    floor: float | None = None  # higher_is_better: the candidate's mean must reach it
+    ceiling: float | None = None  # lower_is_better: the candidate's mean must stay under it
+
+
+class EvaluationPolicy(BaseModel):
+    """The offline quality gate of `evaluate_quality`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = "eval/golden.jsonl"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    metrics: dict[str, EvalMetricPolicy] = Field(min_length=1)
+
+
 class Policy(BaseModel):
     """`rollout/policy.yaml`."""
 
@@ -102,6 +124,7 @@ class Policy(BaseModel):
     max_missing_seconds: float = Field(gt=0)
     min_samples: int = Field(ge=1)
     metrics: list[MetricPolicy] = Field(min_length=1)
+    evaluation: EvaluationPolicy | None = None
 
     @field_validator("steps")
     @classmethod

@@ -1,0 +1,163 @@
+"""Prompt and model rollouts: change a registry folder's statuses and traffic, safely.
+
+The service hot-reloads the registry, so these operations are the whole rollout of a prompt or
+model version: no redeploy. Every change is written file by file with atomic renames under the
+`.writing` lock that the service's reloader waits for, so the service moves from one valid
+registry to the next and never serves (or refuses) a half-written change. Each operation is
+idempotent: re-running it after an interruption finishes the same change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.registry.loader import Registry, RegistryError, load_registry
+from app.registry.store import WRITER_LOCK
+from scripts.toolkit.cli import ToolkitError
+
+
+@dataclass(frozen=True)
+class PromptRollout:
+    """The versions of one prompt that a rollout moves between."""
+
+    prompt: str
+    production: str
+    canary: str | None
+    canary_percentage: float
+
+
+def _load(registry_dir: Path) -> Registry:
+    try:
+        return load_registry(registry_dir)
+    except RegistryError as exc:
+        raise ToolkitError(f"the registry is not valid, fix it first: {exc}") from exc
+
+
+def rollout_state(registry_dir: Path, prompt: str) -> PromptRollout:
+    """Production and canary versions of `prompt` as the registry says now."""
+    registry = _load(registry_dir)
+    prompt_set = registry.prompts.get(prompt)
+    if prompt_set is None:
+        known = ", ".join(sorted(registry.prompts)) or "none"
+        raise ToolkitError(f"the registry has no prompt '{prompt}' (known: {known}).")
+    canary = prompt_set.canary
+    return PromptRollout(
+        prompt=prompt,
+        production=prompt_set.production.version,
+        canary=canary.version if canary else None,
+        canary_percentage=canary.traffic_percentage if canary else 0.0,
+    )
+
+
+@contextlib.contextmanager
+def writing(registry_dir: Path) -> Iterator[None]:
+    """Hold the registry's writer lock while a multi-file change is written."""
+    lock = registry_dir / WRITER_LOCK
+    lock.write_text(f"pid {os.getpid()}\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _path(registry_dir: Path, prompt: str, version: str) -> Path:
+    return registry_dir / "prompts" / prompt / f"{version}.yaml"
+
+
+def _update(path: Path, **fields: Any) -> None:
+    """Set top-level scalar fields of a prompt file, line by line so its comments and layout
+    stay, then replace the file atomically (temporary file and rename): a reader sees the old
+    file or the new one, never a mix."""
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    if all(data.get(k) == v for k, v in fields.items()):
+        return
+    lines = text.splitlines()
+    for key, value in fields.items():
+        scalar = yaml.safe_dump(value, default_flow_style=True).strip()
+        rendered = f"{key}: {scalar.removesuffix('...').strip()}"
+        pattern = re.compile(rf"^{re.escape(key)}\s*:")
+        index = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+        if index is None:
+            lines.append(rendered)
+        else:
+            comment = lines[index].partition(" #")[2]
+            lines[index] = f"{rendered}  #{comment}" if comment else rendered
+    new_text = "\n".join(lines) + "\n"
+    if {k: (yaml.safe_load(new_text) or {}).get(k) for k in fields} != fields:
+        raise ToolkitError(f"{path}: could not set {', '.join(fields)} safely; edit it by hand.")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(new_text)
+    os.replace(temporary, path)
+
+
+def start_canary(registry_dir: Path, prompt: str, version: str, percentage: float) -> PromptRollout:
+    """Make `version` the canary of `prompt` at `percentage` (it must exist in the registry)."""
+    current = rollout_state(registry_dir, prompt)
+    if version == current.production:
+        raise ToolkitError(f"{prompt} {version} is already in production.")
+    if current.canary not in (None, version):
+        raise ToolkitError(
+            f"{prompt} already has canary {current.canary}; promote or roll it back first."
+        )
+    path = _path(registry_dir, prompt, version)
+    if not path.is_file():
+        raise ToolkitError(f"{path} does not exist; add the version's file first.")
+    with writing(registry_dir):
+        _update(path, status="canary", traffic_percentage=float(percentage))
+    return _verified(registry_dir, prompt)
+
+
+def set_canary_percentage(registry_dir: Path, prompt: str, percentage: float) -> PromptRollout:
+    """Set the canary's share; 100 leaves it canary at full traffic (promote finishes the job)."""
+    current = rollout_state(registry_dir, prompt)
+    if current.canary is None:
+        raise ToolkitError(f"{prompt} has no canary version to change.")
+    with writing(registry_dir):
+        _update(_path(registry_dir, prompt, current.canary), traffic_percentage=float(percentage))
+    return _verified(registry_dir, prompt)
+
+
+def promote(registry_dir: Path, prompt: str) -> PromptRollout:
+    """Make the canary the production version and retire the old one. Idempotent: with no
+    canary left (already promoted), nothing changes."""
+    current = rollout_state(registry_dir, prompt)
+    if current.canary is None:
+        return current
+    with writing(registry_dir):
+        _update(
+            _path(registry_dir, prompt, current.production),
+            status="retired",
+            traffic_percentage=0.0,
+        )
+        _update(
+            _path(registry_dir, prompt, current.canary), status="production", traffic_percentage=0.0
+        )
+    return _verified(registry_dir, prompt)
+
+
+def rollback(registry_dir: Path, prompt: str) -> PromptRollout:
+    """Retire the canary: every user goes back to production. Idempotent."""
+    current = rollout_state(registry_dir, prompt)
+    if current.canary is None:
+        return current
+    with writing(registry_dir):
+        _update(
+            _path(registry_dir, prompt, current.canary), status="retired", traffic_percentage=0.0
+        )
+    return _verified(registry_dir, prompt)
+
+
+def _verified(registry_dir: Path, prompt: str) -> PromptRollout:
+    # Read back through the service's own loader: what we wrote must be a valid registry.
+    return rollout_state(registry_dir, prompt)

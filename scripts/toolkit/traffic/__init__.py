@@ -1,0 +1,1 @@
+"""Traffic backends: how a code rollout shifts traffic (local router, Gateway API, ...)."""
