@@ -1,0 +1,82 @@
+"""Run a real Prometheus as a plain process (local platform, demo, tests) when one is installed.
+
+Targets come from a file-based service discovery file that can be rewritten while Prometheus
+runs (a track restarted on another port is picked up within a second or two).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from scripts.toolkit.processes import ManagedProcess
+
+CONFIG = """\
+global:
+  scrape_interval: {interval}ms
+  evaluation_interval: {interval}ms
+scrape_configs:
+  - job_name: services
+    scrape_interval: {interval}ms
+    scrape_timeout: {timeout}ms
+    file_sd_configs:
+      - files: ["{targets}"]
+        refresh_interval: 1s
+"""
+
+
+def prometheus_binary() -> str | None:
+    """Path of the `prometheus` executable, if installed (Debian: apt-get install prometheus)."""
+    return shutil.which("prometheus")
+
+
+def write_targets(path: Path, targets: dict[str, list[str]]) -> None:
+    """Write the discovery file: `{group: ["127.0.0.1:8001", ...]}`, each group labelled
+    `group=<name>`; written atomically so Prometheus never reads half a file."""
+    groups = [
+        {"targets": hosts, "labels": {"group": name}} for name, hosts in sorted(targets.items())
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".targets-")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(groups, out, indent=2)
+    os.replace(temporary, path)
+
+
+def start_prometheus(
+    *, port: int, workdir: Path, targets_file: Path, scrape_interval: float = 1.0
+) -> ManagedProcess:
+    """Start Prometheus on 127.0.0.1:`port` with its data in `workdir`; call `wait_http(
+    "/-/ready")` on the result (the first query answers a few seconds after start)."""
+    binary = prometheus_binary()
+    if binary is None:
+        raise FileNotFoundError("prometheus is not installed (apt-get install prometheus)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not targets_file.exists():
+        write_targets(targets_file, {})
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        CONFIG.format(
+            interval=round(scrape_interval * 1000),
+            timeout=round(max(scrape_interval * 0.8, 0.5) * 1000),
+            targets=targets_file.resolve(),
+        ),
+        encoding="utf-8",
+    )
+    return ManagedProcess(
+        name="prometheus",
+        args=[
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=1d",
+            "--web.enable-lifecycle",
+        ],
+        port=port,
+        env=dict(os.environ),
+        log_path=workdir / "prometheus.log",
+    ).start()
