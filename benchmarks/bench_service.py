@@ -28,11 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module  # noqa: E402
 
-LOCUSTFILE = REPO / "benchmarks" / "locustfile.py"
+LOCUSTFILE = REPO / "scripts" / "toolkit" / "locustfile.py"
 
 
 def run_locust(
-    host: str, *, users: int, seconds: int, wait: float, workdir: Path
+    host: str, *, users: int, seconds: int, wait: float, workdir: Path, path: str = "/v1/answer"
 ) -> dict[str, Any]:
     """One headless locust run; returns the aggregated row of its CSV statistics."""
     prefix = workdir / f"locust-{users}-{wait}-{free_port()}"
@@ -57,7 +57,7 @@ def run_locust(
         "--stop-timeout",
         "5",
     ]
-    env = {**os.environ, "BENCH_WAIT": str(wait)}
+    env = {**os.environ, "LOAD_WAIT": str(wait), "LOAD_PATH": path}
     subprocess.run(
         command,
         env=env,
@@ -114,7 +114,7 @@ def start_all(logs: Path) -> tuple[ManagedProcess, ManagedProcess, ManagedProces
         "bare",
         "benchmarks.bare_app",
         port=(p3 := free_port()),
-        args=["--port", str(p3)],
+        args=["--port", str(p3), "--model-url", f"{model.url}/v1"],
         log_dir=logs,
         cwd=REPO,
     )
@@ -135,9 +135,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             capacity = {
                 name: run_locust(
-                    proc.url, users=args.capacity_users, seconds=args.seconds, wait=0, workdir=work
+                    proc.url,
+                    users=args.capacity_users,
+                    seconds=args.seconds,
+                    wait=0,
+                    workdir=work,
+                    path=path,
                 )
-                for name, proc in (("bare", bare), ("service", app))
+                for name, proc, path in (
+                    ("bare endpoint", bare, "/v1/answer"),
+                    ("bare endpoint + one model call", bare, "/v1/answer-via-model"),
+                    ("service", app, "/v1/answer"),
+                )
             }
             degradation = {
                 users: run_locust(
@@ -149,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for proc in (bare, app, model):
                 proc.stop()
-    ratio = capacity["service"]["rps"] / capacity["bare"]["rps"]
+    ratio = capacity["service"]["rps"] / capacity["bare endpoint"]["rps"]
+    floor_ratio = capacity["service"]["rps"] / capacity["bare endpoint + one model call"]["rps"]
     p95_ratio = degradation[10]["p95_ms"] / degradation[1]["p95_ms"]
     print(f"\nCapacity ({args.capacity_users} users, no think time, {args.seconds} s each)\n")
     print("| target | req/s | p50 ms | p95 ms | failures |")
@@ -158,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['failures']} |"
         )
-    print(f"\nservice / bare throughput: {ratio:.1%}\n")
+    print(
+        f"\nservice / bare endpoint: {ratio:.1%}; "
+        f"service / bare endpoint + one model call: {floor_ratio:.1%}\n"
+    )
     print("Degradation (users wait 0.5-1.5 s between requests)\n")
     print("| users | req/s | p50 ms | p95 ms | p99 ms | failures |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -155,7 +155,7 @@ class Policy(BaseModel):
         return next((s for s in self.steps if s > current + 1e-9), 100.0)
 
 
-def load_policy(path: Path, **overrides: float) -> Policy:
+def load_policy(path: Path, **overrides: Any) -> Policy:
     """Read and validate a policy; errors name the file and the field. `overrides` replace
     top-level numbers (for example a faster interval for the local demo)."""
     try:

@@ -101,6 +101,26 @@ def _update(path: Path, **fields: Any) -> None:
     os.replace(temporary, path)
 
 
+def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
+    """Register a new prompt version from a file (its name is the version), as `retired` with no
+    traffic: the step before `start_canary`. Re-adding the same version changes nothing."""
+    target = _path(registry_dir, prompt, source.stem)
+    if target.exists():
+        return target
+    if rollout_state(registry_dir, prompt).production == source.stem:
+        raise ToolkitError(f"{prompt} {source.stem} is already in production.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(source.read_text(encoding="utf-8"))
+    Path(temporary).chmod(0o644)
+    with writing(registry_dir):
+        os.replace(temporary, target)
+        _update(target, status="retired", traffic_percentage=0.0)
+    _verified(registry_dir, prompt)
+    return target
+
+
 def start_canary(registry_dir: Path, prompt: str, version: str, percentage: float) -> PromptRollout:
     """Make `version` the canary of `prompt` at `percentage` (it must exist in the registry)."""
     current = rollout_state(registry_dir, prompt)

@@ -1,0 +1,302 @@
+"""The demo: three rollouts on the local platform, decided by the canary analysis alone.
+
+1. a good code canary, promoted step by step to 100%;
+2. a code canary that fails a quarter of its answers (fault injection), rolled back;
+3. a prompt version that drops the retrieved context (quality falls), rolled back.
+
+It starts the local platform in its own folder (`.local/demo`), puts steady load on it with
+locust (users asking golden-set questions and rating some answers), runs each rollout with
+`monitor_canary`'s engine acting on its decisions, prints a report with the decision records
+(also written to `.local/demo/report.md`), and stops everything it started.
+
+The policy is `rollout/policy.yaml` with a faster clock for a demo (steps 20/50/100, a 2 s
+interval, 6 s minimum per step): the thresholds and the statistics are the production ones.
+
+Usage: python -m scripts.demo [--keep] [--users 40] [--rate 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.toolkit import cli, registry_ops
+from scripts.toolkit.metrics import MetricSource, PrometheusSource, ScrapeSource
+from scripts.toolkit.monitor import CheckResult, Monitor
+from scripts.toolkit.platform import lifecycle, tracks
+from scripts.toolkit.platform.state import StateStore, track_urls
+from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
+from scripts.toolkit.processes import ManagedProcess, python_module
+from scripts.toolkit.report import decision_record, one_line
+from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
+from scripts.toolkit.traffic.local import LocalBackend
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / ".local" / "demo"
+DEMO_TIMING = {
+    "steps": [20, 50, 100],
+    "interval_seconds": 2,
+    "min_step_seconds": 6,
+    "max_step_seconds": 90,
+    "max_missing_seconds": 20,
+    "min_samples": 150,
+}
+
+
+@dataclass
+class Rollout:
+    """One rollout of the demo and how it ended."""
+
+    title: str
+    expected: str
+    checks: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    final: str | None = None
+    record: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether it ended as the demo expects."""
+        return self.final == self.expected
+
+
+def say(message: str) -> None:
+    """A progress line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def bar(percent: float, width: int = 20) -> str:
+    """A text bar of the canary's share."""
+    filled = round(width * percent / 100)
+    return "█" * filled + "·" * (width - filled)
+
+
+def start_load(router: str, *, users: int, rate: float, logs: Path) -> ManagedProcess:
+    """Steady load from locust, bounded to 15 minutes."""
+    load = python_module(
+        "load",
+        "locust",
+        port=0,
+        log_dir=logs,
+        cwd=REPO,
+        args=[
+            "-f",
+            str(REPO / "scripts" / "toolkit" / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            "900s",
+            "--host",
+            router,
+            "--only-summary",
+            "--stop-timeout",
+            "5",
+        ],
+        env={"LOAD_RATE": str(rate), "LOAD_FEEDBACK": "0.3", "LOAD_SEED": "7"},
+    )
+    return load.start()
+
+
+def source_for(state_dir: Path, started: float) -> tuple[MetricSource, str]:
+    """Prometheus when the platform runs one, else scraping each track."""
+    url = StateStore(state_dir).read().prometheus_url
+    if url:
+        return PrometheusSource(url=url, start=started), f"Prometheus ({url})"
+    return ScrapeSource(), "scrape of each track's /metrics"
+
+
+def run_rollout(
+    rollout: Rollout, policy: Policy, target: RolloutTarget, state_dir: Path
+) -> Rollout:
+    """Drive one rollout to its end with the monitor acting on every decision."""
+    say(f"\n== {rollout.title}")
+    monitor = Monitor(policy, target, ScrapeSource(), act=True, state_file=None)
+    monitor.source, source_name = source_for(state_dir, monitor.state.started_at)
+    say(f"   metrics: {source_name}; checking every {policy.interval_seconds:g} s")
+
+    def progress(result: CheckResult) -> None:
+        rollout.checks.append(result)
+        elapsed = result.at - monitor.state.started_at
+        action = f"  -> {result.action}" if result.action else ""
+        canary_n = (
+            max((m.canary_n for m in result.verdict.metrics), default=0) if result.verdict else 0
+        )
+        why = one_line(result.verdict, result.reasons)[:90]
+        say(
+            f"   [{elapsed:5.0f} s] canary {result.step:5.1f}% {bar(result.step)} "
+            f"n={canary_n:5.0f}  {result.decision:8s}{action}  {why}"
+        )
+
+    started = time.monotonic()
+    last = monitor.run(duration=300, once=False, on_check=progress)
+    rollout.seconds = time.monotonic() - started
+    rollout.final = monitor.state.final
+    facts = {
+        "expected": rollout.expected,
+        "outcome": rollout.final or "undecided",
+        "duration": f"{rollout.seconds:.0f} s",
+        "checks": monitor.state.checks,
+        "candidate": monitor.state.target,
+    }
+    rollout.record = decision_record(
+        rollout.title,
+        rollout.final or last.decision,
+        last.reasons,
+        verdict=last.verdict,
+        facts=facts,
+    )
+    mark = "ok" if rollout.ok else "UNEXPECTED"
+    say(f"   => {rollout.final or 'undecided'} after {rollout.seconds:.0f} s ({mark})")
+    return rollout
+
+
+def demo(args: argparse.Namespace) -> list[Rollout]:
+    """Run the three rollouts; the platform and the load stop whatever happens."""
+    state_dir: Path = args.state_dir
+    if state_dir.exists():
+        lifecycle.down(state_dir)
+        shutil.rmtree(state_dir)
+    policy = load_policy(DEFAULT_POLICY, **DEMO_TIMING)
+    say("== starting the local platform (model server, stable, router, Prometheus if installed)")
+    lifecycle.up(state_dir, port=args.port, prometheus_mode="auto")
+    router = StateStore(state_dir).read().router_url
+    say(f"   router {router}; stable {track_urls(state_dir).get('stable')}")
+    load = start_load(router, users=args.users, rate=args.rate, logs=state_dir / "logs")
+    say(f"   load: {args.users} users x {args.rate:g} answers/s, 30% rated (locust)")
+    rollouts: list[Rollout] = []
+    try:
+        time.sleep(args.warmup)
+        backend = LocalBackend(state_dir)
+
+        def code_target() -> CodeTarget:
+            urls = track_urls(state_dir)
+            return CodeTarget(backend, urls.get("stable", []), urls.get("canary", []))
+
+        say("\n== deploying a good canary (this checkout, a new version label)")
+        tracks.deploy(state_dir, track="canary", env={"APP_VERSION": "demo-good"})
+        rollouts.append(
+            run_rollout(
+                Rollout("Rollout 1: good code canary", "promoted"), policy, code_target(), state_dir
+            )
+        )
+
+        say("\n== deploying a canary that fails 25% of its answers (APP_FAULT_ERROR_RATE=0.25)")
+        tracks.deploy(
+            state_dir,
+            track="canary",
+            env={"APP_VERSION": "demo-erroring", "APP_FAULT_ERROR_RATE": "0.25"},
+        )
+        rollouts.append(
+            run_rollout(
+                Rollout("Rollout 2: erroring code canary", "rolled back"),
+                policy,
+                code_target(),
+                state_dir,
+            )
+        )
+
+        say("\n== registering prompt rag_answer v2-no-context (drops the context) as canary")
+        registry = Path(StateStore(state_dir).read().registry_dir)
+        candidate = REPO / "examples" / "prompts" / "rag_answer" / "v2-no-context.yaml"
+        registry_ops.add_version(registry, "rag_answer", candidate)
+        registry_ops.start_canary(registry, "rag_answer", "v2-no-context", policy.steps[0])
+        time.sleep(1.0)  # the instances reload the registry every 0.5 s
+        urls = track_urls(state_dir)
+        prompt = PromptTarget(
+            registry, "rag_answer", urls.get("stable", []) + urls.get("canary", [])
+        )
+        rollouts.append(
+            run_rollout(
+                Rollout("Rollout 3: prompt that drops the context", "rolled back"),
+                policy,
+                prompt,
+                state_dir,
+            )
+        )
+    finally:
+        load.stop()
+        if not args.keep:
+            say("\n== stopping the platform")
+            lifecycle.down(state_dir)
+    return rollouts
+
+
+def report(rollouts: list[Rollout], path: Path) -> str:
+    """The summary table and every decision record, in Markdown."""
+    lines = [
+        "## Demo report",
+        "",
+        "| rollout | expected | outcome | time | checks |",
+        "|---|---|---|---:|---:|",
+    ]
+    for r in rollouts:
+        lines.append(
+            f"| {r.title} | {r.expected} | {r.final or 'undecided'} "
+            f"| {r.seconds:.0f} s | {len(r.checks)} |"
+        )
+    lines += ["", *(r.record + "\n" for r in rollouts)]
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def command(args: argparse.Namespace) -> cli.Outcome:
+    """Run the demo and render its report."""
+    started = time.monotonic()
+    rollouts = demo(args)
+    text = report(rollouts, args.state_dir.parent / "demo-report.md")
+    ok = len(rollouts) == 3 and all(r.ok for r in rollouts)
+    total = time.monotonic() - started
+    summary = "\n".join(
+        f"  {r.title}: {r.final or 'undecided'} in {r.seconds:.0f} s" for r in rollouts
+    )
+    return cli.Outcome(
+        status="passed" if ok else "failed",
+        exit_code=cli.EXIT_OK if ok else cli.EXIT_FAILED,
+        data={
+            "rollouts": [
+                {
+                    "title": r.title,
+                    "expected": r.expected,
+                    "final": r.final,
+                    "seconds": round(r.seconds, 1),
+                }
+                for r in rollouts
+            ],
+            "seconds": round(total, 1),
+        },
+        text=f"\n{text}\n\nDemo {'finished' if ok else 'FAILED'} in {total:.0f} s:\n{summary}\n"
+        f"Report: {args.state_dir.parent / 'demo-report.md'}",
+        markdown=text,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the demo."""
+    parser = cli.base_parser("python -m scripts.demo", __doc__.split("\n\n")[0])
+    parser.add_argument("--state-dir", type=Path, default=DEMO_DIR)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=4.0, help="answers per second per user")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before rollouts")
+    parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    return cli.run(build_parser(), command, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Canary analysis over time: read metrics every interval, judge, and (when told) act.
+
+The monitor keeps a small state file so that an interrupted run can be started again and go on
+where it stopped: the rollout's start, the current step and when it began, when data was last
+read, and the decisions so far. Data are cumulative over the whole rollout, which the
+always-valid test allows; each step must still see `min_samples` new canary answers and last
+`min_step_seconds` before the canary moves on. Missing data never promotes: the monitor holds,
+and rolls back once data have been missing for `max_missing_seconds`; a step still undecided
+after `max_step_seconds` rolls back too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.judge import Decision, Verdict, estimate, judge
+from scripts.toolkit.metrics import MetricSource, MetricsUnavailable
+from scripts.toolkit.policy import Policy
+from scripts.toolkit.targets import RolloutTarget
+
+FINAL_ACTIONS = ("promoted", "rolled back")
+
+
+@dataclass
+class RolloutState:
+    """What the monitor remembers between checks and across restarts."""
+
+    target: dict[str, Any]
+    started_at: float
+    step: float
+    step_started_at: float
+    step_baseline: dict[str, float] | None = None
+    last_data_at: float | None = None
+    checks: int = 0
+    final: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path | None) -> RolloutState | None:
+        """The saved state, if any (a corrupt file is an error: it says what to do)."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise ToolkitError(
+                f"{path} is not a monitor state file; delete it to start over."
+            ) from exc
+
+    def save(self, path: Path | None) -> None:
+        """Write atomically, so an interruption leaves the old or the new state."""
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".state-")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(asdict(self), out, indent=2)
+        os.replace(temporary, path)
+
+
+@dataclass
+class CheckResult:
+    """One check: the decision, why, the judge's verdict and what was done about it."""
+
+    decision: Decision
+    reasons: list[str]
+    step: float
+    seconds_in_step: float
+    verdict: Verdict | None = None
+    action: str | None = None
+    at: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "step": self.step,
+            "seconds_in_step": round(self.seconds_in_step, 1),
+            "action": self.action,
+            "at": self.at,
+            "verdict": self.verdict.to_dict() if self.verdict else None,
+        }
+
+
+class Monitor:
+    """Judges a canary every `interval_seconds`; with `act`, steps forward or rolls back."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        target: RolloutTarget,
+        source: MetricSource,
+        *,
+        act: bool,
+        state_file: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy
+        self.target = target
+        self.source = source
+        self.act = act
+        self.state_file = state_file
+        self.clock = clock
+        self.sleep = sleep
+        now = clock()
+        saved = RolloutState.load(state_file)
+        identity = target.identity()
+        no_candidate = identity.endswith(":")  # nothing is rolling out (finished, or never began)
+        if saved is not None and (
+            saved.target.get("identity") == identity or (saved.final is not None and no_candidate)
+        ):
+            # The same rollout (interrupted, or already ended): go on from where it was.
+            self.state = saved
+        else:
+            self.state = RolloutState(
+                target={"identity": identity, **target.describe()},
+                started_at=now,
+                step=-1.0,
+                step_started_at=now,
+            )
+        self.queries = [m.query() for m in policy.metrics]
+
+    def check(self) -> CheckResult:
+        """Read, judge, decide, and act when told to."""
+        now = self.clock()
+        state = self.state
+        if state.final is not None:
+            decision: Decision = "promote" if state.final == "promoted" else "rollback"
+            return CheckResult(
+                decision,
+                [f"this rollout was already {state.final}"],
+                state.step,
+                now - state.step_started_at,
+                action=f"already {state.final}",
+                at=now,
+            )
+        step = self.target.canary_percent()
+        if step <= 0 and self.act and state.step < 0:
+            # A fresh rollout: the canary is deployed with no traffic; start the first step.
+            self.target.set_percent(self.policy.steps[0])
+            step = self.policy.steps[0]
+        if step <= 0:
+            raise ToolkitError(
+                "the canary serves no traffic; start it with `promote --to next` "
+                "or run the monitor with --act."
+            )
+        if step != state.step:
+            state.step, state.step_started_at, state.step_baseline = step, now, None
+        state.checks += 1
+        in_step = now - state.step_started_at
+        verdict: Verdict | None = None
+        try:
+            stable_arm, canary_arm = self.target.arms()
+            data = self.source.read(self.queries, (stable_arm, canary_arm))
+        except MetricsUnavailable as exc:
+            since = state.last_data_at if state.last_data_at is not None else state.started_at
+            missing = now - since
+            if missing > self.policy.max_missing_seconds:
+                decision = "rollback"
+                reasons = [
+                    f"metrics unavailable for {missing:.0f} s, over the "
+                    f"{self.policy.max_missing_seconds:.0f} s limit: {exc.message}"
+                ]
+            else:
+                decision, reasons = (
+                    "hold",
+                    [f"metrics unavailable ({missing:.0f} s): {exc.message}"],
+                )
+        else:
+            state.last_data_at = now
+            verdict = judge(self.policy, data["stable"], data["canary"])
+            decision, reasons = verdict.decision, list(verdict.reasons)
+            counts = {m: estimate(o).n for m, o in data["canary"].items()}
+            if state.step_baseline is None:
+                state.step_baseline = counts
+            if decision == "promote":
+                decision, reasons = self._gate_step(counts, in_step, reasons)
+        if decision == "hold" and in_step > self.policy.max_step_seconds:
+            decision = "rollback"
+            reasons = [
+                f"still undecided after {in_step:.0f} s at {step:g}% "
+                f"(limit {self.policy.max_step_seconds:.0f} s)",
+                *reasons,
+            ]
+        result = CheckResult(decision, reasons, step, in_step, verdict, at=now)
+        if self.act:
+            result.action = self._act(decision, step, now)
+        state.history.append({k: v for k, v in result.to_dict().items() if k != "verdict"})
+        del state.history[:-200]
+        state.save(self.state_file)
+        return result
+
+    def _gate_step(
+        self, counts: dict[str, float], in_step: float, reasons: list[str]
+    ) -> tuple[Decision, list[str]]:
+        """Promotion also needs enough new canary answers and time at this step."""
+        baseline = self.state.step_baseline or {}
+        short = []
+        for metric in self.policy.metrics:
+            if not metric.critical:
+                continue
+            new = counts.get(metric.name, 0.0) - baseline.get(metric.name, 0.0)
+            need = self.policy.samples_needed(metric)
+            if new < need:
+                short.append(f"{metric.name}: {new:.0f} of {need} new canary samples at this step")
+        if short:
+            return "hold", short
+        if in_step < self.policy.min_step_seconds:
+            return "hold", [
+                f"at this step for {in_step:.0f} s of {self.policy.min_step_seconds:.0f} s"
+            ]
+        return "promote", reasons
+
+    def _act(self, decision: Decision, step: float, now: float) -> str | None:
+        state = self.state
+        if decision == "rollback":
+            self.target.rollback()
+            state.final = "rolled back"
+            return "rolled back"
+        if decision != "promote":
+            return None
+        if step >= 100:
+            self.target.finish()
+            state.final = "promoted"
+            return "promoted"
+        following = self.policy.next_step(step)
+        self.target.set_percent(following)
+        state.step, state.step_started_at, state.step_baseline = following, now, None
+        return f"stepped to {following:g}%"
+
+    def run(
+        self,
+        *,
+        duration: float | None,
+        once: bool,
+        on_check: Callable[[CheckResult], None] | None = None,
+    ) -> CheckResult:
+        """Check every interval until a final action (with `act`), a decision other than hold
+        (without), `once`, or `duration` seconds; returns the last check."""
+        deadline = None if duration is None else self.clock() + duration
+        while True:
+            result = self.check()
+            if on_check is not None:
+                on_check(result)
+            if once or self.state.final is not None:
+                return result
+            if not self.act and result.decision != "hold":
+                return result
+            if deadline is not None and self.clock() + self.policy.interval_seconds > deadline:
+                return result
+            self.sleep(self.policy.interval_seconds)

@@ -1,0 +1,174 @@
+"""The monitor's state machine on known data: steps, time limits, missing data, resuming."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripts.toolkit import registry_ops
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.monitor import Monitor, RolloutState
+from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
+from scripts.toolkit.targets import PromptTarget
+from tests.scripts.synthetic import FakeClock, ScriptedSource, arm, unavailable
+from tests.support.registry import add_prompt
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fast_policy(**overrides: float) -> Policy:
+    """The repository's policy with a quick clock: steps 10/50/100, 1 s interval."""
+    settings = {"interval_seconds": 1, "min_step_seconds": 5, "max_step_seconds": 60,
+                "max_missing_seconds": 10, "min_samples": 100, "steps": [10, 50, 100]}
+    return load_policy(DEFAULT_POLICY, **{**settings, **overrides})
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    """A registry copy whose prompt rag_answer has v2 as a 10% canary."""
+    target = tmp_path / "registry"
+    shutil.copytree(REPO / "registry", target)
+    add_prompt(target, "rag_answer", "v2", status="retired", traffic_percentage=0)
+    registry_ops.start_canary(target, "rag_answer", "v2", 10)
+    return target
+
+
+def growing(canary: dict[str, float], *, checks: int = 60, per_check: int = 300,
+            stable: dict[str, float] | None = None) -> list:
+    """Cumulative readings: every check adds `per_check` answers, split 10/90 at first."""
+    readings = []
+    for i in range(1, checks + 1):
+        readings.append((arm(per_check * i, **(stable or {})), arm(per_check * i * 0.5, **canary)))
+    return readings
+
+
+def monitor(registry: Path, source: ScriptedSource, clock: FakeClock, state: Path | None = None,
+            policy: Policy | None = None, *, act: bool = True) -> Monitor:
+    """A monitor on the prompt canary with a fake clock."""
+    target = PromptTarget(registry_dir=registry, prompt="rag_answer", urls=["http://unused"])
+    return Monitor(policy or fast_policy(), target, source, act=act, state_file=state,
+                   clock=clock, sleep=clock.sleep)
+
+
+def production(registry: Path) -> registry_ops.PromptRollout:
+    """The prompt's versions as the registry says."""
+    return registry_ops.rollout_state(registry, "rag_answer")
+
+
+def test_a_good_canary_goes_through_every_step_and_is_promoted(registry: Path) -> None:
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource(growing({})), clock)
+    steps: list[float] = []
+    result = run.run(duration=None, once=False, on_check=lambda r: steps.append(r.step))
+    assert result.action == "promoted"
+    assert production(registry).production == "v2"
+    assert production(registry).canary is None
+    assert sorted(set(steps)) == [10.0, 50.0, 100.0]
+    # Never left a step before min_step_seconds (5 checks of 1 s).
+    for step in (10.0, 50.0):
+        assert steps.count(step) >= 5
+
+
+def test_an_erroring_canary_is_rolled_back_with_the_failing_metric_named(registry: Path) -> None:
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource(growing({"error_rate": 0.2})), clock)
+    result = run.run(duration=None, once=False)
+    assert result.action == "rolled back"
+    assert any(r.startswith("error_rate") for r in result.reasons)
+    assert production(registry).canary is None
+    assert production(registry).production == "v1"
+
+
+def test_a_quality_drop_is_rolled_back(registry: Path) -> None:
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource(growing({"quality": 0.25})), clock)
+    result = run.run(duration=None, once=False)
+    assert result.action == "rolled back"
+    assert any(r.startswith("quality_score") for r in result.reasons)
+
+
+def test_too_little_data_holds_and_never_promotes(registry: Path) -> None:
+    clock = FakeClock()
+    tiny = [(arm(50), arm(5))] * 3
+    run = monitor(registry, ScriptedSource(tiny), clock)
+    for _ in range(3):
+        result = run.check()
+        assert result.decision == "hold"
+        clock.sleep(1)
+    assert any("samples" in m.reason for m in result.verdict.metrics)  # type: ignore[union-attr]
+    assert production(registry).canary_percentage == 10
+
+
+def test_missing_metrics_hold_then_roll_back_after_the_limit(registry: Path) -> None:
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource([unavailable()]), clock)
+    first = run.check()
+    assert first.decision == "hold"
+    assert "unavailable" in first.reasons[0]
+    assert production(registry).canary == "v2"
+    result = run.run(duration=None, once=False)
+    assert result.action == "rolled back"
+    assert "over the 10 s limit" in result.reasons[0]
+    assert clock.now - run.state.started_at > 10
+
+
+def test_an_undecided_step_rolls_back_after_max_step_seconds(registry: Path) -> None:
+    clock = FakeClock()
+    # Enough samples, but always within noise of the margin: never a clear pass.
+    policy = fast_policy(max_step_seconds=8)
+    stuck = [(arm(10_000), arm(150 * i, quality=0.60)) for i in range(1, 100)]
+    run = monitor(registry, ScriptedSource(stuck), clock, policy=policy)
+    result = run.run(duration=None, once=False)
+    assert result.action == "rolled back"
+    assert "still undecided" in result.reasons[0]
+
+
+def test_without_act_the_monitor_only_reports(registry: Path) -> None:
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource(growing({"error_rate": 0.2})), clock, act=False)
+    result = run.run(duration=None, once=False)
+    assert result.decision == "rollback"
+    assert result.action is None
+    assert production(registry).canary == "v2"
+
+
+def test_an_interrupted_monitor_resumes_where_it_stopped(registry: Path, tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = tmp_path / "state.json"
+    readings = growing({})
+    first = monitor(registry, ScriptedSource(readings), clock, state)
+    while first.state.step < 50:
+        first.check()
+        clock.sleep(1)
+    started = first.state.started_at
+    checks = first.state.checks
+    # A new process picks up the saved state: same rollout start, same step, count goes on.
+    second = monitor(registry, ScriptedSource(readings[checks:]), clock, state)
+    assert second.state.started_at == started
+    assert second.state.step == 50
+    result = second.run(duration=None, once=False)
+    assert result.action == "promoted"
+    assert second.state.checks > checks
+    # Running it once more after the end reports the outcome and changes nothing.
+    third = monitor(registry, ScriptedSource(readings), clock, state)
+    again = third.check()
+    assert again.action == "already promoted"
+    assert production(registry).production == "v2"
+
+
+def test_a_corrupt_state_file_says_what_to_do(registry: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ToolkitError, match="delete it to start over"):
+        RolloutState.load(state)
+
+
+def test_no_canary_traffic_without_act_is_a_usage_error(registry: Path) -> None:
+    registry_ops.rollback(registry, "rag_answer")
+    add_prompt(registry, "rag_answer", "v2-no-context", status="retired", traffic_percentage=0)
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource(growing({})), clock, act=False)
+    with pytest.raises(ToolkitError, match="no traffic"):
+        run.check()
