@@ -70,7 +70,7 @@ def canary_app(
     """An app whose registry has examples/prompts/rag_answer/v2.yaml as a 50% canary."""
     registry = tmp_path_factory.mktemp("canary") / "registry"
     shutil.copytree(REPO / "registry", registry)
-    add_prompt(registry, "rag_answer", "v2", traffic_percentage=50)
+    add_prompt(registry, "rag_answer", "v2", status="canary", traffic_percentage=50)
     return start_module_app(registry_dir=str(registry))
 
 
@@ -442,7 +442,7 @@ def test_registry_hot_reload_keeps_last_good(start_app: StartApp) -> None:
     with httpx.Client(base_url=proc.url, timeout=10) as http:
         assert _traffic(http, "v2") is None
 
-        good = example_prompt("rag_answer", "v2", traffic_percentage=20)
+        good = example_prompt("rag_answer", "v2", status="canary", traffic_percentage=20)
         write_atomically(canary_file, good)
         poll_until(lambda: _traffic(http, "v2") == 20, timeout=3, message="canary loaded")
         assert _reloads(http, "reloaded") >= 1
@@ -457,7 +457,9 @@ def test_registry_hot_reload_keeps_last_good(start_app: StartApp) -> None:
         assert _reloads(http, "rejected") >= 1
 
         reloaded = _reloads(http, "reloaded")
-        write_atomically(canary_file, example_prompt("rag_answer", "v2", traffic_percentage=30))
+        write_atomically(
+            canary_file, example_prompt("rag_answer", "v2", status="canary", traffic_percentage=30)
+        )
         poll_until(lambda: _traffic(http, "v2") == 30, timeout=3, message="fixed canary loaded")
         assert _version(http)["registry_error"] is None
         assert _reloads(http, "reloaded") == reloaded + 1
@@ -476,7 +478,9 @@ def test_registry_hot_reload_keeps_last_good(start_app: StartApp) -> None:
 def test_admin_registry_reload(start_app: StartApp) -> None:
     proc = start_app(registry_reload_seconds="0")  # no watcher: only the endpoint reloads
     canary_file = Path(proc.env["APP_REGISTRY_DIR"]) / "prompts" / "rag_answer" / "v2.yaml"
-    write_atomically(canary_file, example_prompt("rag_answer", "v2", traffic_percentage=10))
+    write_atomically(
+        canary_file, example_prompt("rag_answer", "v2", status="canary", traffic_percentage=10)
+    )
     with httpx.Client(base_url=proc.url, timeout=10) as http:
         assert_error(http.post("/admin/registry/reload"), 403)
         assert_error(http.post("/admin/registry/reload", headers={"X-Admin-Token": "nope"}), 403)
@@ -500,7 +504,7 @@ def test_admin_registry_reload(start_app: StartApp) -> None:
 def test_quality_score_separates_a_bad_prompt(
     start_app: StartApp, registry_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    add_prompt(registry_dir, "rag_answer", "v2-no-context", traffic_percentage=50)
+    add_prompt(registry_dir, "rag_answer", "v2-no-context", status="canary", traffic_percentage=50)
     proc = start_app(registry_dir=str(registry_dir))
     questions = golden_questions(30)
     scores: dict[str, list[float]] = {"v1": [], "v2-no-context": []}
