@@ -10,8 +10,8 @@ Examples:
 
 Exit codes: 0 the candidate passes, 1 it fails the gate, 2 usage or configuration error
 (service unreachable, unknown version, bad policy), 3 inconclusive (too few cases).
-How the scores, intervals and the gate are defined: scripts/toolkit/evaluation.py and
-eval/README.md.
+How the scores, intervals and the gate are defined: scripts/toolkit/evaluation/ (scoring.py,
+intervals.py, gate.py) and eval/README.md.
 """
 
 from __future__ import annotations
@@ -22,21 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.toolkit import cli
-from scripts.toolkit.evaluation import (
-    Evaluation,
-    ScoreResult,
-    check_policy,
-    evaluate,
-    evaluation_path,
-    evaluation_record,
-    load_dataset,
-    resolve_sides,
-    write_evaluation,
-)
-from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
-from scripts.toolkit.report import number
-
-QUALITY_SCORES = ("correctness", "required_facts", "groundedness", "refusal_correctness")
+from scripts.toolkit.evaluation import quality_gate
+from scripts.toolkit.policy import DEFAULT_POLICY
 
 
 def _positive_int(text: str) -> int:
@@ -126,13 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Evaluate, gate, render, and write the registry record when asked."""
-    policy = load_policy(args.policy)
-    if policy.evaluation is None:
-        raise cli.ToolkitError(f"{args.policy} has no `evaluation:` section to gate on.")
-    check_policy(policy.evaluation)
-    dataset = load_dataset(args.dataset or policy.evaluation.dataset, limit=args.limit)
-    candidate, baseline, cand_info, base_info = resolve_sides(
+    """The options, mapped to one library call."""
+    return quality_gate(
+        policy_path=args.policy,
         prompt=args.prompt,
         url=args.url,
         candidate_url=args.candidate_url,
@@ -140,137 +123,14 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         candidate_version=args.candidate_version,
         baseline_version=args.baseline_version,
         admin_token=args.admin_token,
-        timeout=min(args.timeout, 10.0),
-    )
-    result = evaluate(
-        policy=policy.evaluation,
-        dataset=dataset,
-        prompt=args.prompt,
-        candidate=candidate,
-        baseline=baseline,
-        candidate_info=cand_info,
-        baseline_info=base_info,
-        admin_token=args.admin_token,
+        dataset=args.dataset,
+        limit=args.limit,
         concurrency=args.concurrency,
         timeout=args.timeout,
         retries=args.retries,
+        write_to=args.write_evaluation,
+        registry_dir=args.registry_dir,
     )
-    data = result.to_dict()
-    written = None
-    if args.write_evaluation:
-        path = evaluation_path(
-            args.write_evaluation, registry_dir=args.registry_dir, evaluation=result
-        )
-        record = evaluation_record(result, policy_path=str(args.policy))
-        write_evaluation(path, record, registry_dir=args.registry_dir)
-        written = data["evaluation_file"] = str(path)
-    return cli.Outcome(
-        status=result.status,
-        exit_code=result.exit_code,
-        data=data,
-        errors=result.failures if result.status != "pass" else [],
-        text=render_text(result, written),
-        markdown=render_markdown(result, written),
-    )
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _title(result: Evaluation) -> str:
-    return (
-        f"{result.prompt} {result.candidate.label()} vs {result.baseline.label()} "
-        f"on {len(result.dataset.cases)} cases"
-    )
-
-
-def _signed(value: float | None) -> str:
-    text = number(value)
-    return f"+{text}" if value is not None and text != "-" and value > 0 else text
-
-
-def _threshold(score: ScoreResult) -> str:
-    parts = []
-    if score.margin is not None:
-        sign = "≥ -" if score.direction == "higher_is_better" else "≤ +"
-        bound = "low" if score.direction == "higher_is_better" else "high"
-        parts.append(f"CI {bound} {sign}{number(score.margin)}")
-    if score.floor is not None:
-        parts.append(f"mean ≥ {number(score.floor)}")
-    if score.ceiling is not None:
-        parts.append(f"mean ≤ {number(score.ceiling)}")
-    return ", ".join(parts) or "-"
-
-
-def render_text(result: Evaluation, written: str | None) -> str:
-    """Human summary for stderr."""
-    lines = [f"quality gate {result.status.upper()}: {_title(result)}"]
-    for s in result.scores:
-        d = s.difference
-        lines.append(
-            f"  {s.name:<20} baseline {number(s.baseline.mean):>9}  "
-            f"candidate {number(s.candidate.mean):>9}  "
-            f"diff {_signed(d.mean)} [{number(d.low)}, {number(d.high)}]  {s.verdict}"
-        )
-    lines += [f"  - {f}" for f in result.failures]
-    if written:
-        lines.append(f"wrote {written}")
-    return "\n".join(lines)
-
-
-def render_markdown(result: Evaluation, written: str | None) -> str:
-    """The decision record for $GITHUB_STEP_SUMMARY."""
-    confidence = f"{100 * (1 - result.alpha):g}%"
-    cand, base = result.candidate, result.baseline
-    lines = [
-        f"### Quality evaluation: **{result.status.upper()}**, {_title(result)}",
-        "",
-        f"- dataset: `{result.dataset.path}` ({len(result.dataset.cases)} of "
-        f"{result.dataset.cases_in_file} cases, sha256 `{result.dataset.sha256[:12]}`)",
-        f"- candidate: {cand.label()} at {cand.url} ({cand.errors} failed requests)",
-        f"- baseline: {base.label()} at {base.url} ({base.errors} failed requests)",
-        f"- intervals: Student-t, {confidence} two-sided, paired per question for the "
-        "difference; a score passes when the bound on the worse side is within the margin",
-        "",
-        f"| score | baseline | candidate | difference ({confidence} CI) | threshold | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in result.scores:
-        d = s.difference
-        lines.append(
-            f"| {s.name} | {number(s.baseline.mean)} | {number(s.candidate.mean)} "
-            f"| {_signed(d.mean)} [{number(d.low)}, {number(d.high)}] (n={d.n}) "
-            f"| {_threshold(s)} | **{s.verdict}**: {s.reason} |"
-        )
-    lines += ["", "By category (candidate, baseline in brackets):", ""]
-    lines.append("| category | n | " + " | ".join(QUALITY_SCORES) + " |")
-    lines.append("|---|---|" + "---|" * len(QUALITY_SCORES))
-    for name, scores in result.categories.items():
-        by_name = {s.name: s for s in scores}
-        cells = [
-            f"{number(by_name[q].candidate.mean)} ({number(by_name[q].baseline.mean)})"
-            if by_name[q].difference.n
-            else "-"
-            for q in QUALITY_SCORES
-        ]
-        n = sum(r.case.category == name for r in result.cases)
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    worst = sorted(
-        (r for r in result.cases if r.candidate["correctness"] is not None),
-        key=lambda r: (r.candidate["correctness"] or 0) - (r.baseline["correctness"] or 0),
-    )[:5]
-    regressions = [
-        f"- `{r.case.id}` ({r.case.category}): correctness {number(r.baseline['correctness'])}"
-        f" → {number(r.candidate['correctness'])}"
-        + (f", candidate error: {r.candidate_error}" if r.candidate_error else "")
-        for r in worst
-        if (r.candidate["correctness"] or 0) < (r.baseline["correctness"] or 0)
-    ]
-    if regressions:
-        lines += ["", "Largest regressions:", *regressions]
-    if written:
-        lines += ["", f"Recorded in `{written}`."]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

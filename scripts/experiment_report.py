@@ -10,32 +10,20 @@ Examples:
       --canary-percentage 50 --metrics-file saved-metrics.txt
 
 Exit codes: 0 a winner, 1 sample ratio mismatch (fix the experiment first), 2 usage or
-configuration error, 3 no winner yet. How it decides: scripts/toolkit/experiment.py.
+configuration error, 3 no winner yet. How it decides:
+scripts/toolkit/experiment/analysis.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.toolkit import cli
-from scripts.toolkit.experiment import (
-    METRICS,
-    ExperimentReport,
-    ExpositionSource,
-    Variants,
-    analyze,
-    queries,
-    read_prometheus,
-    variants_from_registry,
-    variants_from_service,
-)
-from scripts.toolkit.metrics import ArmData
-from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
-from scripts.toolkit.report import number
+from scripts.toolkit.experiment import DEFAULT_GUARDRAILS, METRICS, experiment_report
+from scripts.toolkit.policy import DEFAULT_POLICY
 
 
 def _list(name: str) -> list[str]:
@@ -121,161 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _variants(args: argparse.Namespace) -> Variants:
-    found = None
-    if args.registry_dir is not None:
-        found = variants_from_registry(args.registry_dir, args.prompt)
-    elif args.url:
-        found = variants_from_service(args.url, args.prompt)
-    production = args.production_version or (found.production if found else None)
-    canary = args.canary_version or (found.canary if found else None)
-    percentage = args.canary_percentage or (found.canary_percentage if found else None)
-    if not (production and canary and percentage):
-        raise cli.ToolkitError(
-            "name the experiment: --url or --registry-dir, or --production-version, "
-            "--canary-version and --canary-percentage."
-        )
-    source = found.source if found else "options"
-    return Variants(args.prompt, production, canary, percentage, source)
-
-
-def _read(
-    args: argparse.Namespace, variants: Variants, policy: Policy
-) -> tuple[dict[str, ArmData], str]:
-    wanted = queries(policy, args.guardrail)
-    arms = variants.arms()
-    if args.metrics_url or args.metrics_file:
-        source = ExpositionSource(urls=args.metrics_url, files=args.metrics_file)
-        where = ", ".join([*args.metrics_url, *map(str, args.metrics_file)])
-        return source.read(wanted, arms), where
-    if args.prometheus_url:
-        where = f"{args.prometheus_url} (last {args.window_seconds:g} s)"
-        return read_prometheus(args.prometheus_url, args.window_seconds, wanted, arms), where
-    if args.url:
-        url = f"{args.url.rstrip('/')}/metrics"
-        return ExpositionSource(urls=[url]).read(wanted, arms), url
-    raise cli.ToolkitError("say where the metrics are: --url, --metrics-url or --prometheus-url.")
-
-
-def next_command(report: ExperimentReport, registry_dir: Path | None) -> str | None:
-    """What to run to act on the winner (the promote and rollback CLIs)."""
-    if report.winner_role is None:
-        return None
-    where = ["--registry-dir", str(registry_dir)] if registry_dir else []
-    prompt = report.variants.prompt
-    if report.winner_role == "canary":
-        argv = ["python", "-m", "scripts.promote", "--target", "prompt", "--prompt", prompt]
-        return shlex.join([*argv, *where, "--to", "full"])
-    reason = f"A/B: {report.winner} beat {report.variants.canary} on {report.primary}"
-    argv = ["python", "-m", "scripts.rollback", "--target", "prompt", "--prompt", prompt]
-    return shlex.join([*argv, *where, "--reason", reason])
-
-
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Read the metrics, analyse, render."""
-    policy = load_policy(args.policy)
-    args.guardrail = args.guardrail or _list("guardrails") or ["error_rate", "slow_answers"]
-    variants = _variants(args)
-    data, where = _read(args, variants, policy)
-    report = analyze(
-        data,
-        variants,
-        policy=policy,
+    """The options, mapped to one library call."""
+    return experiment_report(
+        policy_path=args.policy,
+        prompt=args.prompt,
+        url=args.url,
+        registry_dir=args.registry_dir,
+        production_version=args.production_version,
+        canary_version=args.canary_version,
+        canary_percentage=args.canary_percentage,
+        metrics_urls=args.metrics_url,
+        metrics_files=args.metrics_file,
+        prometheus_url=args.prometheus_url,
+        window_seconds=args.window_seconds,
         primary=args.primary,
-        guardrails=args.guardrail,
+        guardrails=args.guardrail or _list("guardrails") or DEFAULT_GUARDRAILS,
         min_samples=args.min_samples,
     )
-    report.source = where
-    report.next_command = next_command(report, args.registry_dir)
-    return cli.Outcome(
-        status=report.status,
-        exit_code=report.exit_code,
-        data=report.to_dict(),
-        errors=report.reasons if report.status == "srm" else [],
-        text=render_text(report),
-        markdown=render_markdown(report),
-    )
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-_HEADLINE = {"winner": "WINNER", "inconclusive": "NO WINNER YET", "srm": "SAMPLE RATIO MISMATCH"}
-
-
-def _title(report: ExperimentReport) -> str:
-    v = report.variants
-    return f"{v.prompt} {v.production} (production) vs {v.canary} (canary {v.canary_percentage:g}%)"
-
-
-def _interval(pair: tuple[float, float] | None) -> str:
-    return f" [{number(pair[0])}, {number(pair[1])}]" if pair else ""
-
-
-def render_text(report: ExperimentReport) -> str:
-    """Human summary for stderr."""
-    lines = [f"experiment {_HEADLINE[report.status]}: {_title(report)}", f"  {report.srm.note}"]
-    for c in report.comparisons:
-        lines.append(
-            f"  {c.name:<10} production {number(c.production):>9}  canary {number(c.canary):>9}"
-            f"  diff {number(c.difference)} [{number(c.ci_low)}, {number(c.ci_high)}]"
-            f"  {c.reading}"
-        )
-    lines += [f"  - {r}" for r in report.reasons]
-    if report.next_command:
-        lines.append(f"next: {report.next_command}")
-    return "\n".join(lines)
-
-
-def render_markdown(report: ExperimentReport) -> str:
-    """The decision record for $GITHUB_STEP_SUMMARY."""
-    confidence = f"{100 * (1 - report.alpha):g}%"
-    srm = report.srm
-    chi = (
-        f"χ² = {number(srm.statistic)}, p = {srm.p_value:.3g}"
-        if srm.statistic is not None and srm.p_value is not None
-        else "not tested"
-    )
-    lines = [
-        f"### A/B experiment: **{_HEADLINE[report.status]}**, {_title(report)}",
-        "",
-        f"- metrics: {report.source}; variants from {report.variants.source}",
-        f"- sample ratio: {chi}: {srm.note}",
-        f"- primary metric: {report.primary}; intervals: always-valid {confidence} "
-        "(may be re-read at any time)",
-        "",
-        "| variant | users | answers | error rate | quality | latency mean / p95 (s) "
-        "| cost per answer (USD) | feedback up-rate (n) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for s in report.stats:
-        lines.append(
-            f"| {s.version} ({s.role}) | {s.users:.0f} | {s.answers:.0f} | {number(s.error_rate)} "
-            f"| {number(s.quality)}{_interval(s.quality_ci)} "
-            f"| {number(s.latency_mean)} / {number(s.latency_p95)} | {number(s.cost_per_answer)} "
-            f"| {number(s.feedback_up_rate)}{_interval(s.feedback_ci)} ({s.feedback:.0f}) |"
-        )
-    lines += [
-        "",
-        f"| metric | production | canary | canary - production ({confidence} CI) | reading |",
-        "|---|---|---|---|---|",
-    ]
-    for c in report.comparisons:
-        mark = " (primary)" if c.name == report.primary else ""
-        lines.append(
-            f"| {c.name}{mark} | {number(c.production)} | {number(c.canary)} "
-            f"| {number(c.difference)} [{number(c.ci_low)}, {number(c.ci_high)}] | {c.reading} |"
-        )
-    if report.guardrails:
-        lines += ["", "| guardrail | margin | winner worse by | verdict |", "|---|---|---|---|"]
-        lines += [
-            f"| {g.name} | {number(g.margin)} | {number(g.winner_worse_by)} "
-            f"| {'**blocks**' if g.blocks else 'ok'}: {g.reading} |"
-            for g in report.guardrails
-        ]
-    lines += ["", *[f"- {r}" for r in report.reasons]]
-    if report.next_command:
-        lines += ["", "To act on it:", "", f"```\n{report.next_command}\n```"]
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,81 @@
+"""The golden dataset: validated JSONL cases and the digest of the file they came from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scripts.toolkit.cli import ToolkitError
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class GoldenCase(BaseModel):
+    """One line of the golden dataset (JSONL)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    answerable: bool
+    reference_answer: str
+    required_facts: tuple[str, ...] = ()
+    source_docs: tuple[str, ...] = ()
+    category: str = "uncategorized"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The cases to run, and what identifies the file they came from."""
+
+    path: str
+    sha256: str
+    cases: tuple[GoldenCase, ...]
+    cases_in_file: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the file, its digest and how many of its cases ran."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "n": len(self.cases),
+            "cases_in_file": self.cases_in_file,
+        }
+
+
+def resolve_dataset(path: str) -> Path:
+    """A relative dataset path is read from the current folder, else from the repository."""
+    given = Path(path)
+    if given.is_absolute() or given.exists():
+        return given
+    return REPO / given
+
+
+def load_dataset(path: str, *, limit: int | None = None) -> Dataset:
+    """Read and validate the JSONL file; `limit` keeps its first cases (quick runs)."""
+    file = resolve_dataset(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ToolkitError(f"cannot read the golden dataset {file}: {exc.strerror}.") from exc
+    cases: list[GoldenCase] = []
+    for number, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            cases.append(GoldenCase.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            raise ToolkitError(f"{file} line {number}: {where}: {first['msg']}.") from exc
+    ids = [c.id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise ToolkitError(f"{file}: case ids must be unique.")
+    if not cases:
+        raise ToolkitError(f"{file}: no cases.")
+    chosen = cases[:limit] if limit else cases
+    return Dataset(path, hashlib.sha256(raw).hexdigest(), tuple(chosen), len(cases))

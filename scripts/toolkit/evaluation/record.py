@@ -1,0 +1,93 @@
+"""The registry record: `models/<model>/<version>/evaluation.json`, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from app.registry.loader import RegistryError, load_registry
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
+
+
+def _single_model(arm: ArmSummary) -> tuple[str, str]:
+    if len(arm.models) != 1:
+        found = ", ".join(arm.models) or "none (every request failed)"
+        raise ToolkitError(
+            f"the {arm.role} answers came from {found}; an evaluation.json records one model."
+        )
+    name, _, version = arm.models[0].partition("@")
+    return name, version
+
+
+def evaluation_record(evaluation: Evaluation, *, policy_path: str) -> dict[str, Any]:
+    """The registry's `models/<model>/<version>/evaluation.json` for the candidate."""
+    name, version = _single_model(evaluation.candidate)
+    cand, base = evaluation.candidate, evaluation.baseline
+    return {
+        "schema_version": 1,
+        "model": name,
+        "version": version,
+        "prompt": {"name": evaluation.prompt, "version": ", ".join(cand.served_versions)},
+        "app_version": cand.app_version,
+        "evaluated_at": evaluation.evaluated_at,
+        "dataset": evaluation.dataset.to_dict(),
+        "scores": {s.name: s.candidate.to_dict() for s in evaluation.scores},
+        "baseline": {
+            "prompt": {"name": evaluation.prompt, "version": ", ".join(base.served_versions)},
+            "models": base.models,
+            "app_version": base.app_version,
+            "url": base.url,
+            "scores": {s.name: s.baseline.to_dict() for s in evaluation.scores},
+        },
+        "comparison": {s.name: s.comparison() for s in evaluation.scores},
+        "gate": {
+            "status": evaluation.status,
+            "passed": evaluation.status == "pass",
+            "failures": evaluation.failures,
+            "alpha": evaluation.alpha,
+            "policy": policy_path,
+        },
+        "errors": {"candidate": cand.errors, "baseline": base.errors},
+        "tool": "python -m scripts.evaluate_quality",
+    }
+
+
+def evaluation_path(target: str, *, registry_dir: Path, evaluation: Evaluation) -> Path:
+    """Where to write: `auto` is the candidate's model folder in `registry_dir`."""
+    name, version = _single_model(evaluation.candidate)
+    if target == "auto":
+        folder = registry_dir / "models" / name / version
+        if not (folder / "config.yaml").is_file():
+            raise ToolkitError(
+                f"{folder} has no config.yaml; register {name}@{version} in {registry_dir} first."
+            )
+        return folder / "evaluation.json"
+    path = Path(target)
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "models" and (parts[-3], parts[-2]) != (name, version):
+        raise ToolkitError(
+            f"{path} belongs to {parts[-3]}@{parts[-2]}, but the candidate ran on "
+            f"{name}@{version}; use --write-evaluation auto."
+        )
+    return path
+
+
+def write_evaluation(path: Path, record: Mapping[str, Any], *, registry_dir: Path | None) -> None:
+    """Write atomically (a hidden temporary file, then a rename), then check that the registry
+    still loads when the file is inside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".evaluation-", suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(record, out, indent=2, allow_nan=False)
+        out.write("\n")
+    os.replace(temporary, path)
+    if registry_dir is not None and path.resolve().is_relative_to(registry_dir.resolve()):
+        try:
+            load_registry(registry_dir)
+        except RegistryError as exc:
+            raise ToolkitError(f"wrote {path}, but the registry no longer loads: {exc}") from exc

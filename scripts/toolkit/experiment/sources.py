@@ -1,0 +1,105 @@
+"""Per-variant totals: cumulative from `/metrics` pages (or saved copies), or from Prometheus.
+
+The service assigns each user to the production or the canary version of a prompt (sticky, by
+the bucket contract) and labels every metric with `prompt` and `prompt_version`; the totals are
+read per variant from one or more `/metrics` pages (summed over replicas), or from Prometheus
+as `increase()` over a window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.metrics import (
+    Arm,
+    ArmData,
+    MetricQuery,
+    MetricsUnavailable,
+    PrometheusSource,
+    observe,
+    parse_exposition,
+)
+
+
+@dataclass
+class ExpositionSource:
+    """Cumulative totals from `/metrics` pages (summed over replicas) or saved copies of them."""
+
+    urls: Sequence[str] = ()
+    files: Sequence[Path] = ()
+    timeout: float = 10.0
+
+    def _texts(self) -> list[str]:
+        texts = []
+        with httpx.Client(timeout=self.timeout) as client:
+            for url in self.urls:
+                try:
+                    response = client.get(url)
+                    response.raise_for_status()
+                except httpx.HTTPError as exc:
+                    raise ToolkitError(
+                        f"cannot read metrics at {url} ({exc.__class__.__name__}); "
+                        "check --metrics-url."
+                    ) from exc
+                texts.append(response.text)
+        for path in self.files:
+            try:
+                texts.append(path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ToolkitError(f"cannot read {path}: {exc.strerror}.") from exc
+        return texts
+
+    def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
+        """Totals per arm name and query name."""
+        samples = []
+        for text in self._texts():
+            try:
+                samples.extend(parse_exposition(text))
+            except ValueError as exc:
+                raise ToolkitError(f"not a Prometheus text exposition: {exc}.") from exc
+        queries = list(queries)
+        return {
+            arm.name: {q.name: observe(samples, q, arm.labels) for q in queries} for arm in arms
+        }
+
+
+def read_prometheus(
+    url: str, window_seconds: float, queries: Iterable[MetricQuery], arms: Iterable[Arm]
+) -> dict[str, ArmData]:
+    """`increase()` over the last `window_seconds` from Prometheus."""
+    source = PrometheusSource(url=url, start=time.time() - window_seconds)
+    try:
+        return source.read(queries, arms)
+    except MetricsUnavailable as exc:
+        raise ToolkitError(exc.message) from exc
+
+
+def read_metrics(
+    queries: Sequence[MetricQuery],
+    arms: Sequence[Arm],
+    *,
+    url: str | None,
+    metrics_urls: Sequence[str],
+    metrics_files: Sequence[Path],
+    prometheus_url: str | None,
+    window_seconds: float,
+) -> tuple[dict[str, ArmData], str]:
+    """The totals from the first source named (pages, then Prometheus, then `<url>/metrics`),
+    and where they came from."""
+    if metrics_urls or metrics_files:
+        source = ExpositionSource(urls=metrics_urls, files=metrics_files)
+        where = ", ".join([*metrics_urls, *map(str, metrics_files)])
+        return source.read(queries, arms), where
+    if prometheus_url:
+        where = f"{prometheus_url} (last {window_seconds:g} s)"
+        return read_prometheus(prometheus_url, window_seconds, queries, arms), where
+    if url:
+        page = f"{url.rstrip('/')}/metrics"
+        return ExpositionSource(urls=[page]).read(queries, arms), page
+    raise ToolkitError("say where the metrics are: --url, --metrics-url or --prometheus-url.")

@@ -1,0 +1,94 @@
+"""The two versions under test and the canary's share: from the registry, the service or options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.metrics import Arm
+from scripts.toolkit.registry_ops import rollout_state
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The two versions of a prompt under test and the canary's configured share."""
+
+    prompt: str
+    production: str
+    canary: str
+    canary_percentage: float
+    source: str
+
+    def arms(self) -> list[Arm]:
+        """Metric arms, production first."""
+        return [
+            Arm(name=v, labels={"prompt": self.prompt, "prompt_version": v})
+            for v in (self.production, self.canary)
+        ]
+
+
+def variants_from_registry(registry_dir: Path, prompt: str) -> Variants:
+    """Production and canary as the registry folder says."""
+    state = rollout_state(registry_dir, prompt)
+    if state.canary is None:
+        raise ToolkitError(
+            f"{prompt} has no canary version in {registry_dir}: there is no experiment to report."
+        )
+    return Variants(prompt, state.production, state.canary, state.canary_percentage, "registry")
+
+
+def variants_from_service(url: str, prompt: str, *, timeout: float = 10.0) -> Variants:
+    """Production and canary as the running service's `/version` says."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/version", timeout=timeout)
+        response.raise_for_status()
+        versions = response.json()["registry"]["prompts"][prompt]
+    except httpx.HTTPError as exc:
+        raise ToolkitError(
+            f"cannot read {url}/version ({exc.__class__.__name__}); start the service or fix --url."
+        ) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ToolkitError(f"{url}/version does not list a prompt '{prompt}'.") from exc
+    by_status = {v["status"]: v for v in versions}
+    if "canary" not in by_status or "production" not in by_status:
+        raise ToolkitError(
+            f"{prompt} has no canary version at {url}: there is no experiment to report."
+        )
+    canary = by_status["canary"]
+    return Variants(
+        prompt,
+        str(by_status["production"]["version"]),
+        str(canary["version"]),
+        float(canary["traffic_percentage"]),
+        "service",
+    )
+
+
+def resolve_variants(
+    *,
+    prompt: str,
+    registry_dir: Path | None,
+    url: str | None,
+    production_version: str | None,
+    canary_version: str | None,
+    canary_percentage: float | None,
+) -> Variants:
+    """The registry's (else the service's) variants, each part overridden by the options."""
+    found = None
+    if registry_dir is not None:
+        found = variants_from_registry(registry_dir, prompt)
+    elif url:
+        found = variants_from_service(url, prompt)
+    production = production_version or (found.production if found else None)
+    canary = canary_version or (found.canary if found else None)
+    percentage = canary_percentage or (found.canary_percentage if found else None)
+    if not (production and canary and percentage):
+        raise ToolkitError(
+            "name the experiment: --url or --registry-dir, or --production-version, "
+            "--canary-version and --canary-percentage."
+        )
+    source = found.source if found else "options"
+    return Variants(prompt, production, canary, percentage, source)
