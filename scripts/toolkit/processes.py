@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-
-import httpx
 
 
 def free_port() -> int:
@@ -62,6 +61,8 @@ class ManagedProcess:
 
     def wait_http(self, path: str = "/healthz", *, timeout: float = 30.0) -> None:
         """Wait until `path` answers 200; raise RuntimeError with the log tail otherwise."""
+        import httpx  # noqa: PLC0415  # here: the router imports this module and starts faster
+
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -99,10 +100,98 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the child's output."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, lines)
+
+    def detach(self) -> int:
+        """Leave the child running on its own (it has its own session): close this process's
+        copy of the log and return the PID, to stop later with `stop_pid`."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was not started")
+        _DETACHED[self.process.pid] = self.process  # reaped by stop_pid, never a zombie
+        if self._log is not None:
+            self._log.close()
+        return self.process.pid
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# Children this process detached: kept so they can be reaped (no zombie, no ResourceWarning).
+_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def process_identity(pid: int) -> str | None:
+    """What names this incarnation of `pid` (its start time on Linux), or None when no live
+    process has it (a zombie counts as gone). Recorded at start and compared before a signal,
+    so a PID reused by another program is never signalled."""
+    popen = _DETACHED.get(pid)
+    if popen is not None and popen.poll() is not None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError:  # no procfs (macOS): existence is all we can tell
+        return _exists(pid)
+    fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]  # field 22 of stat: start time in clock ticks since boot
+
+
+def _exists(pid: int) -> str | None:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # exists, owned by someone else
+        pass
+    return ""
+
+
+def pid_running(pid: int, identity: str) -> bool:
+    """Whether the process started as (`pid`, `identity`) still runs."""
+    current = process_identity(pid)
+    return current is not None and (current == identity or "" in (current, identity))
+
+
+def stop_pid(pid: int, identity: str, *, timeout: float = 15.0) -> bool:
+    """SIGTERM the process (`pid`, `identity`), wait up to `timeout` s, then SIGKILL.
+
+    Does nothing when that process is gone or the PID now names another process; returns
+    whether it had to stop it."""
+    if not pid_running(pid, identity):
+        _reap(pid)
+        return False
+    with contextlib.suppress(ProcessLookupError):  # it may exit on its own meanwhile
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, identity, timeout) and pid_running(pid, identity):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, identity, 5.0)
+    _reap(pid)
+    return True
+
+
+def _wait_gone(pid: int, identity: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_running(pid, identity):
+            return True
+        time.sleep(0.02)
+    return not pid_running(pid, identity)
+
+
+def _reap(pid: int) -> None:
+    # Only children detached here: a caller holding its own Popen keeps its exit status.
+    popen = _DETACHED.get(pid)
+    if popen is not None and popen.poll() is not None:
+        del _DETACHED[pid]
 
 
 def python_module(

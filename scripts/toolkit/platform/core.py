@@ -1,0 +1,149 @@
+"""Steps every platform operation shares: zero-downtime replacement of a track's instance,
+taking a track out of the routing table, and reconciling after an interrupted operation.
+
+The router's table says what serves; the state file says what runs. Each step changes one of
+them at a time, in an order that keeps every request served, and records a started process
+before waiting for it, so a re-run after an interruption at any point converges.
+"""
+
+from __future__ import annotations
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.platform import launch
+from scripts.toolkit.platform.client import RouterClient
+from scripts.toolkit.platform.launch import AppSpec
+from scripts.toolkit.platform.routing import RoutingTable
+from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
+
+
+def client_for(state: PlatformState) -> RouterClient:
+    """The admin client of the platform's router."""
+    return RouterClient(state.router_url, state.admin_token)
+
+
+def require_up(store: StateStore) -> tuple[PlatformState, RouterClient]:
+    """The state and router client of a running platform; a ToolkitError otherwise."""
+    state = store.read()
+    client = client_for(state)
+    router = state.processes.get("router")
+    if router is None or not router.running() or not client.healthy():
+        raise ToolkitError(
+            "the platform's router is not running; run `python -m scripts.local_platform up` "
+            "(it restarts what died)."
+        )
+    return state, client
+
+
+def same(a: ProcessRecord, b: ProcessRecord) -> bool:
+    """Whether two records name the same process."""
+    return a.pid == b.pid and a.identity == b.identity
+
+
+def save_process(store: StateStore, record: ProcessRecord) -> None:
+    """Record `record` as the serving process of its name."""
+    with store.edit() as state:
+        state.processes[record.name] = record
+
+
+def forget(store: StateStore, record: ProcessRecord) -> None:
+    """Drop `record` wherever the state lists it."""
+    with store.edit() as state:
+        state.retiring = [r for r in state.retiring if not same(r, record)]
+        current = state.processes.get(record.name)
+        if current is not None and same(current, record):
+            del state.processes[record.name]
+
+
+def with_backend(table: RoutingTable, track: str, url: str) -> RoutingTable:
+    """`table` with `track` served at `url`; a track new to the table starts at weight 0
+    (all of it when it is the only one)."""
+    weights = dict(table.weights) if table.weights else {track: 100.0}
+    return table.changed(backends={**table.backends, track: url}, weights=weights)
+
+
+def without_track(table: RoutingTable, track: str) -> RoutingTable:
+    """`table` without `track`; its weight goes to stable in the same change."""
+    if track not in table.backends:
+        return table
+    backends = {t: u for t, u in table.backends.items() if t != track}
+    weights = {t: w for t, w in table.weights.items() if t != track}
+    weight = table.weights.get(track, 0.0)
+    if weight > 0:
+        if track == "stable" or "stable" not in backends:
+            raise ToolkitError(
+                f"track '{track}' serves {weight:g}% of traffic; switch traffic to another "
+                "track first."
+            )
+        weights["stable"] += weight
+    return table.changed(backends=backends, weights=weights)
+
+
+def replace_track(
+    store: StateStore, client: RouterClient, spec: AppSpec, *, timeout: float
+) -> ProcessRecord:
+    """Start `spec` as its track's instance without dropping a request: new process on a new
+    port, wait until ready, point the router at it, then stop the old one (it drains)."""
+    started = launch.start_app(store.read(), spec)
+    new = started.record
+    with store.edit() as state:  # recorded before the wait: an interruption cannot leak it
+        state.retiring.append(new)
+    try:
+        started.wait_ready(timeout)
+    except ToolkitError:
+        forget(store, new)
+        raise
+    client.update(lambda table: with_backend(table, spec.track, new.url))
+    with store.edit() as state:
+        old = state.processes.get(spec.track)
+        state.processes[spec.track] = new
+        state.retiring = [r for r in state.retiring if not same(r, new)]
+        if old is not None:
+            state.retiring.append(old)
+    if old is not None:
+        launch.stop(old)
+        forget(store, old)
+    refresh_targets(store)
+    return new
+
+
+def retire_track(store: StateStore, track: str) -> ProcessRecord | None:
+    """Stop `track`'s instance and forget it (call after the router no longer sends to it)."""
+    record = store.read().processes.get(track)
+    if record is None:
+        return None
+    launch.stop(record)
+    forget(store, record)
+    refresh_targets(store)
+    return record
+
+
+def reconcile(store: StateStore, client: RouterClient) -> list[str]:
+    """Finish what an interrupted operation left: an instance the router already serves
+    becomes its track's record; an instance nobody routes to is stopped. Returns what it
+    stopped."""
+    table = client.routes()
+    routed = set(table.backends.values())
+    with store.edit() as state:
+        for record in list(state.retiring):
+            current = state.processes.get(str(record.track))
+            if (
+                record.track
+                and table.backends.get(record.track) == record.url
+                and (current is None or current.url != record.url)
+            ):
+                state.retiring.remove(record)
+                state.processes[record.track] = record
+                if current is not None:
+                    state.retiring.append(current)
+        leftovers = [r for r in state.retiring if r.url not in routed]
+    for record in leftovers:
+        launch.stop(record)
+        forget(store, record)
+    return [r.name for r in leftovers]
+
+
+def refresh_targets(store: StateStore) -> None:
+    """Keep Prometheus's target list equal to the running tracks."""
+    state = store.read()
+    if "prometheus" in state.processes:
+        launch.write_targets(state)

@@ -1,0 +1,258 @@
+"""Start the platform's processes detached (own session, output to log files), wait until they
+answer, and describe them as state records so a later command can check or stop them by PID."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.toolkit import prometheus
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.platform import gitrefs
+from scripts.toolkit.platform.state import PlatformState, ProcessRecord
+from scripts.toolkit.processes import ManagedProcess, free_port, process_identity, stop_pid
+
+READY_PATH = {
+    "model-server": "/healthz",
+    "app": "/readyz",
+    "router": "/-/healthz",
+    "prometheus": "/-/ready",
+}
+# Settings the platform decides for every app instance; `--env` may not change them.
+MANAGED_ENV = frozenset({"APP_HOST", "APP_PORT", "APP_TRACK"})
+APP_DEFAULTS = {
+    "APP_REGISTRY_RELOAD_SECONDS": "0.5",
+    # The router stops sending before the old instance is told to stop; a short drain covers a
+    # request that picked the old address just before the switch.
+    "APP_DRAIN_SECONDS": "0.5",
+    "APP_SHUTDOWN_GRACE_SECONDS": "15",
+}
+STOP_TIMEOUT = {"app": 30.0, "router": 15.0, "model-server": 15.0, "prometheus": 15.0}
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What an app instance runs: the code (cwd, version, SHA) and its extra settings."""
+
+    track: str
+    cwd: str
+    version: str
+    git_sha: str
+    git_ref: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: ProcessRecord) -> AppSpec:
+        """The spec a running instance was started with (to restart it the same way)."""
+        return cls(
+            track=str(record.track),
+            cwd=record.cwd,
+            version=str(record.version),
+            git_sha=str(record.git_sha),
+            git_ref=record.git_ref,
+            extra_env=dict(record.extra_env),
+        )
+
+
+def checkout_spec(repo: Path, track: str) -> AppSpec:
+    """`track` running the current checkout, versioned by its short SHA ("dev" outside git)."""
+    revision = gitrefs.checkout_revision(repo)
+    return AppSpec(
+        track=track,
+        cwd=str(repo),
+        version=revision.short if revision else "dev",
+        git_sha=revision.sha if revision else "unknown",
+    )
+
+
+@dataclass
+class Started:
+    """A process just started: its record, and a bounded wait for it to answer."""
+
+    process: ManagedProcess
+    record: ProcessRecord
+
+    def wait_ready(self, timeout: float) -> ProcessRecord:
+        """Wait until it answers its readiness path, then leave it running on its own; on
+        failure stop it and raise a ToolkitError with the end of its log."""
+        try:
+            self.process.wait_http(READY_PATH[self.record.kind], timeout=timeout)
+        except RuntimeError as exc:
+            self.stop()
+            raise ToolkitError(f"{exc}\n(log: {self.record.log})") from exc
+        self.process.detach()
+        return self.record
+
+    def stop(self) -> None:
+        """Stop it (by its recorded PID)."""
+        self.process.detach()
+        stop(self.record)
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now."""
+    with socket.socket() as sock:
+        # As servers bind (uvicorn, aiohttp): connections of a stopped server lingering in
+        # TIME_WAIT do not make the port busy, another listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def reuse_port(port: int | None) -> int:
+    """`port` again when it is free (a restarted process keeps its address), else a new one."""
+    return port if port and port_free(port) else free_port()
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without APP_* settings: an instance runs with exactly the
+    settings its record names, whatever the caller's shell exports."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+
+
+def _start(
+    state: PlatformState,
+    *,
+    name: str,
+    kind: str,
+    args: list[str],
+    port: int,
+    env: dict[str, str],
+    cwd: Path,
+    spec: AppSpec | None = None,
+) -> Started:
+    prefix = f"app-{name}" if kind == "app" else name
+    log = Path(state.state_dir) / "logs" / f"{prefix}-{port}.log"
+    process = ManagedProcess(name=name, args=args, port=port, env=env, log_path=log, cwd=cwd)
+    process.start()
+    pid = int(process.pid or 0)
+    record = ProcessRecord(
+        name=name,
+        kind=kind,
+        pid=pid,
+        identity=process_identity(pid) or "",
+        port=port,
+        args=args,
+        cwd=str(cwd),
+        log=str(log),
+    )
+    if spec is not None:
+        record.track, record.version, record.git_sha = spec.track, spec.version, spec.git_sha
+        record.git_ref, record.extra_env = spec.git_ref, dict(spec.extra_env)
+    return Started(process, record)
+
+
+def start_model_server(state: PlatformState, *, port: int | None = None) -> Started:
+    """The embedded OpenAI-compatible model server."""
+    port = reuse_port(port)
+    return _start(
+        state,
+        name="model-server",
+        kind="model-server",
+        args=[sys.executable, "-m", "app.model_server", "--port", str(port)],
+        port=port,
+        env=clean_environment(),
+        cwd=Path(state.repo),
+    )
+
+
+def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -> Started:
+    """An app instance of `spec` on `port` (default: a new free port)."""
+    model = state.processes.get("model-server")
+    if model is None:
+        raise ToolkitError("the model server is not recorded; run `up` again.")
+    port = port or free_port()
+    env = {
+        **clean_environment(),
+        "APP_ENV": "development",
+        "APP_PROVIDER": "openai-compatible",
+        "APP_PROVIDER_BASE_URL": f"{model.url}/v1",
+        "APP_REGISTRY_DIR": state.registry_dir,
+        "APP_ADMIN_TOKEN": state.admin_token,
+        **APP_DEFAULTS,
+        **spec.extra_env,
+        "APP_HOST": "127.0.0.1",
+        "APP_PORT": str(port),
+        "APP_TRACK": spec.track,
+        "APP_VERSION": spec.version,
+        "APP_GIT_SHA": spec.git_sha,
+        # A worktree's own `app` package, not the one installed from the main checkout.
+        "PYTHONPATH": os.pathsep.join(filter(None, [spec.cwd, os.environ.get("PYTHONPATH")])),
+    }
+    return _start(
+        state,
+        name=spec.track,
+        kind="app",
+        args=[sys.executable, "-m", "app"],
+        port=port,
+        env=env,
+        cwd=Path(spec.cwd),
+        spec=spec,
+    )
+
+
+def start_router(state: PlatformState) -> Started:
+    """The router on the platform's fixed port; it reads its table from the state file."""
+    if not port_free(state.router_port):
+        raise ToolkitError(
+            f"port {state.router_port} is taken by another program; stop it or choose "
+            "another with `up --port` (after `down`)."
+        )
+    args = [
+        sys.executable,
+        "-m",
+        "scripts.toolkit.platform.router",
+        "--state-dir",
+        state.state_dir,
+        "--port",
+        str(state.router_port),
+    ]
+    return _start(
+        state,
+        name="router",
+        kind="router",
+        args=args,
+        port=state.router_port,
+        env=clean_environment(),
+        cwd=Path(state.repo),
+    )
+
+
+def start_prometheus(state: PlatformState, *, port: int | None = None) -> Started:
+    """Real Prometheus scraping every track (see `write_targets`)."""
+    port = reuse_port(port)
+    workdir = Path(state.state_dir) / "prometheus"
+    write_targets(state)
+    process = prometheus.start_prometheus(
+        port=port, workdir=workdir, targets_file=workdir / "targets.json"
+    )
+    pid = int(process.pid or 0)
+    record = ProcessRecord(
+        name="prometheus",
+        kind="prometheus",
+        pid=pid,
+        identity=process_identity(pid) or "",
+        port=port,
+        args=process.args,
+        cwd=str(workdir),
+        log=str(process.log_path),
+    )
+    return Started(process, record)
+
+
+def write_targets(state: PlatformState) -> None:
+    """Point Prometheus at every track's instance (it rereads the file within a second)."""
+    targets = {track: [f"127.0.0.1:{r.port}"] for track, r in state.apps().items()}
+    prometheus.write_targets(Path(state.state_dir) / "prometheus" / "targets.json", targets)
+
+
+def stop(record: ProcessRecord) -> bool:
+    """Stop a recorded process by PID (SIGTERM, bounded wait, SIGKILL); only if it is still the
+    process that was started. Returns whether it was running."""
+    return stop_pid(record.pid, record.identity, timeout=STOP_TIMEOUT.get(record.kind, 15.0))

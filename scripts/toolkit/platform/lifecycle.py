@@ -1,0 +1,300 @@
+"""Bring the local platform up, report on it, take it down; each is idempotent."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scripts.toolkit import prometheus
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.platform import core, gitrefs, launch
+from scripts.toolkit.platform.launch import AppSpec, Started
+from scripts.toolkit.platform.routing import RoutingTable
+from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
+
+DEFAULT_PORT = 8000
+DEFAULT_STATE_DIR = gitrefs.REPO / ".local" / "platform"
+PROMETHEUS_MODES = ("auto", "on", "off")
+STOP_ORDER = ("router", "stable", "canary", "blue", "green", "model-server", "prometheus")
+
+
+@dataclass
+class UpResult:
+    """What `up` found and did."""
+
+    state: PlatformState
+    started: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (no admin token)."""
+        return {
+            "router_url": self.state.router_url,
+            "prometheus_url": self.state.prometheus_url,
+            "metric_source": "prometheus" if self.state.prometheus_url else "scrape",
+            "registry_dir": self.state.registry_dir,
+            "state_file": str(Path(self.state.state_dir) / "state.json"),
+            "started": self.started,
+            "kept": self.kept,
+            "warnings": self.warnings,
+            "processes": {n: r.to_dict() for n, r in self.state.processes.items()},
+        }
+
+
+def up(
+    state_dir: Path,
+    *,
+    port: int | None = None,
+    prometheus_mode: str = "auto",
+    timeout: float = 60.0,
+) -> UpResult:
+    """Start what is not running (model server, stable, router, Prometheus) and wait until
+    every part answers; a second call starts nothing and a dead process is restarted. On
+    failure, what this call started is stopped again. `port` (default 8000) and
+    `prometheus_mode` apply when the platform is created; `down` first to change them."""
+    if prometheus_mode not in PROMETHEUS_MODES:
+        raise ToolkitError(f"--prometheus must be one of {', '.join(PROMETHEUS_MODES)}.")
+    store = StateStore(state_dir)
+    with store.operation():
+        fresh = not store.exists()
+        if fresh:
+            _create(store, port=port or DEFAULT_PORT, prometheus_mode=prometheus_mode)
+        started: list[Started] = []
+        replaced = dict(store.read().processes)
+        try:
+            result = _bring_up(store, started, timeout=timeout)
+        except BaseException:  # also Ctrl-C: stop what this call started, then re-raise
+            for item in reversed(started):
+                item.stop()
+            if fresh:
+                _erase(store)
+            else:  # back to the records it found, so a retry restarts the same specs
+                with store.edit() as state:
+                    for item in started:
+                        name = item.record.name
+                        if name in replaced:
+                            state.processes[name] = replaced[name]
+                        elif name in state.processes:
+                            del state.processes[name]
+            raise
+    if port is not None and port != result.state.router_port:
+        result.warnings.append(
+            f"The platform already runs on port {result.state.router_port}; `down` first to "
+            f"move it to {port}."
+        )
+    return result
+
+
+def _create(store: StateStore, *, port: int, prometheus_mode: str) -> None:
+    registry = store.dir / "registry"
+    if registry.exists():  # left by an `up` that was killed before it recorded anything
+        shutil.rmtree(registry)
+    shutil.copytree(gitrefs.REPO / "registry", registry)
+    store.write(
+        PlatformState(
+            state_dir=str(store.dir),
+            repo=str(gitrefs.REPO),
+            admin_token=secrets.token_urlsafe(32),
+            router_port=port,
+            registry_dir=str(registry),
+            prometheus=prometheus_mode,
+        )
+    )
+
+
+def _erase(store: StateStore) -> None:
+    shutil.rmtree(store.dir / "registry", ignore_errors=True)
+    store.remove()
+
+
+def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> UpResult:
+    result = UpResult(state=store.read())
+
+    def launch_recorded(item: Started) -> Started:
+        started.append(item)
+        core.save_process(store, item.record)
+        result.started.append(item.record.name)
+        return item
+
+    state = store.read()
+    model = state.processes.get("model-server")
+    model_moved = False
+    if model is not None and model.running():
+        result.kept.append(model.name)
+    else:
+        item = launch_recorded(launch.start_model_server(state, port=model.port if model else None))
+        model_moved = model is not None and model.port != item.record.port
+
+    state = store.read()
+    apps: dict[str, ProcessRecord | None] = {"stable": None, **state.apps()}
+    for track, record in apps.items():
+        if record is not None and record.running() and not model_moved:
+            result.kept.append(track)
+            continue
+        if record is not None:
+            launch.stop(record)  # only when the model server moved: it points at the old one
+        spec = AppSpec.of(record) if record else launch.checkout_spec(Path(state.repo), "stable")
+        port = launch.reuse_port(record.port if record else None)
+        launch_recorded(launch.start_app(state, spec, port=port))
+    deadline = time.monotonic() + timeout
+    for item in list(started):  # started together, waited for in turn within one deadline
+        item.wait_ready(max(deadline - time.monotonic(), 1.0))
+
+    _start_router(store, result, launch_recorded, timeout=timeout)
+    _start_prometheus(store, result, launch_recorded, timeout=timeout)
+    core.reconcile(store, core.client_for(store.read()))
+    core.refresh_targets(store)
+    result.state = store.read()
+    return result
+
+
+def _start_router(
+    store: StateStore,
+    result: UpResult,
+    launch_recorded: Callable[[Started], Started],
+    *,
+    timeout: float,
+) -> None:
+    state = store.read()
+    backends = {track: r.url for track, r in state.apps().items()}
+    router = state.processes.get("router")
+    if router is not None and router.running():
+        result.kept.append("router")
+        client = core.client_for(state)
+        client.update(lambda t: t.changed(backends={**t.backends, **backends}))
+        return
+    with store.edit() as editing:  # the table the router starts with (kept across restarts)
+        table = (
+            RoutingTable.from_dict(editing.routes)
+            if editing.routes
+            else RoutingTable.build(backends, {"stable": 100.0})
+        )
+        editing.routes = table.changed(backends={**table.backends, **backends}).to_dict()
+    launch_recorded(launch.start_router(state)).wait_ready(timeout)
+
+
+def _start_prometheus(
+    store: StateStore,
+    result: UpResult,
+    launch_recorded: Callable[[Started], Started],
+    *,
+    timeout: float,
+) -> None:
+    state = store.read()
+    record = state.processes.get("prometheus")
+    if state.prometheus == "off":
+        return
+    if record is not None and record.running():
+        result.kept.append("prometheus")
+        return
+    if prometheus.prometheus_binary() is None:
+        if state.prometheus == "on":
+            raise ToolkitError("prometheus is not installed; apt-get install prometheus.")
+        result.warnings.append("Prometheus is not installed: use the `scrape` metric source.")
+        return
+    item = launch_recorded(launch.start_prometheus(state, port=record.port if record else None))
+    try:
+        item.wait_ready(timeout)
+    except ToolkitError as exc:
+        if state.prometheus == "on":
+            raise
+        core.forget(store, item.record)
+        result.started.remove("prometheus")
+        result.warnings.append(f"Prometheus did not start, use the `scrape` source: {exc}")
+
+
+@dataclass
+class DownResult:
+    """What `down` stopped and removed."""
+
+    stopped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    was_up: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"stopped": self.stopped, "removed": self.removed, "was_up": self.was_up}
+
+
+def down(state_dir: Path) -> DownResult:
+    """Stop every recorded process by PID (router first, then apps, model server,
+    Prometheus), remove the worktrees, the registry copy and the state file. Logs stay."""
+    store = StateStore(state_dir)
+    if not store.exists():
+        return DownResult(was_up=False)
+    result = DownResult()
+    with store.operation():
+        state = store.try_read()
+        if state is None:  # another `down` finished while this one waited
+            return DownResult(was_up=False)
+        order = {name: i for i, name in enumerate(STOP_ORDER)}
+        records = sorted(state.processes.values(), key=lambda r: order.get(r.name, 1))
+        for record in [*records[:1], *state.retiring, *records[1:]]:
+            if launch.stop(record):
+                result.stopped.append(record.name)
+        worktrees = {Path(p) for p in state.worktrees}
+        worktree_dir = store.dir / "worktrees"
+        if worktree_dir.is_dir():
+            worktrees |= set(worktree_dir.iterdir())
+        for path in sorted(worktrees):
+            gitrefs.remove_worktree(path, repo=Path(state.repo))
+            result.removed.append(str(path))
+        if worktree_dir.is_dir() and not any(worktree_dir.iterdir()):
+            worktree_dir.rmdir()
+        # Old samples would mix into the next run's queries under the same track labels.
+        shutil.rmtree(store.dir / "prometheus" / "data", ignore_errors=True)
+        registry = Path(state.registry_dir)
+        if registry.is_relative_to(store.dir):  # only the copy `up` made
+            shutil.rmtree(registry, ignore_errors=True)
+            result.removed.append(str(registry))
+        store.remove()
+    return result
+
+
+def probe(url: str, *, timeout: float = 3.0) -> str:
+    """`ready` (200), `unready` (an answer, not 200) or `down` (no answer)."""
+    try:
+        code = httpx.get(url, timeout=timeout).status_code
+    except httpx.TransportError:
+        return "down"
+    return "ready" if code == 200 else "unready"
+
+
+def status(state_dir: Path) -> dict[str, Any]:
+    """The recorded state, each process's health, the router's weights and the metric
+    source; `status` is `up`, `degraded` (something is not ready) or `down`."""
+    store = StateStore(state_dir)
+    state = store.try_read()
+    if state is None:
+        return {"status": "down", "state_dir": str(store.dir)}
+    processes = {}
+    for name, record in state.processes.items():
+        running = record.running()
+        health = probe(record.url + launch.READY_PATH[record.kind]) if running else "down"
+        processes[name] = {**record.to_dict(), "running": running, "health": health}
+    router_ok = processes.get("router", {}).get("health") == "ready"
+    routes = core.client_for(state).routes().to_dict() if router_ok else {**(state.routes or {})}
+    prometheus_ok = processes.get("prometheus", {}).get("health") == "ready"
+    healthy = all(p["health"] == "ready" for p in processes.values()) and router_ok
+    return {
+        "status": "up" if healthy else "degraded",
+        "state_dir": str(store.dir),
+        "router_url": state.router_url,
+        "routes": routes,
+        "routes_source": "router" if router_ok else "state file",
+        "metric_source": "prometheus" if prometheus_ok else "scrape",
+        "prometheus_url": state.prometheus_url if prometheus_ok else None,
+        "registry_dir": state.registry_dir,
+        "worktrees": state.worktrees,
+        "retiring": [r.name for r in state.retiring],
+        "intent": state.intent,
+        "processes": processes,
+    }

@@ -1,0 +1,208 @@
+"""Deploy and retire tracks, move traffic between them, promote and roll back a canary.
+
+Traffic-only changes (weights, switch, the first step of a rollback) are single
+compare-and-swap PUTs to the router and never wait for another operation: a rollback moves
+traffic at once, even while a deploy is waiting for its instance. Process changes hold the
+platform's operation lock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.platform import core, gitrefs
+from scripts.toolkit.platform.launch import MANAGED_ENV, AppSpec, checkout_spec
+from scripts.toolkit.platform.routing import RoutingTable
+from scripts.toolkit.platform.state import APP_TRACKS, ProcessRecord, StateStore, now
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+COLORS = ("blue", "green")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The routing table the router serves and the version each track runs."""
+
+    table: RoutingTable
+    versions: dict[str, str]
+
+    @property
+    def active(self) -> str | None:
+        """Blue-green: the color that takes all traffic, if one does."""
+        return next((c for c in COLORS if self.table.weights.get(c, 0.0) >= 100), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {**self.table.to_dict(), "versions": self.versions, "active": self.active}
+
+
+def parse_env(pairs: list[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` items as a mapping; the platform's own settings are refused."""
+    env: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not ENV_NAME.match(key):
+            raise ToolkitError(f"--env takes KEY=VALUE, not {pair!r}.")
+        if key in MANAGED_ENV:
+            raise ToolkitError(f"{key} is set by the platform for every instance; drop it.")
+        env[key] = value
+    return env
+
+
+def traffic(state_dir: Path) -> Traffic:
+    """What the router serves now, and which version each of its tracks runs."""
+    state, client = core.require_up(StateStore(state_dir))
+    table = client.routes()
+    apps = state.apps()
+    versions = {t: str(apps[t].version) for t in table.backends if t in apps}
+    return Traffic(table, versions)
+
+
+def deploy(
+    state_dir: Path,
+    *,
+    track: str,
+    ref: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ProcessRecord:
+    """Start (or replace, without dropping a request) `track`'s instance running `ref` (a git
+    ref of this repository, from a worktree in the state folder; default: the checkout) with
+    extra settings `env`. A track new to the router starts at weight 0."""
+    if track not in APP_TRACKS:
+        raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
+    store = StateStore(state_dir)
+    with store.operation():
+        _, client = core.require_up(store)
+        core.reconcile(store, client)
+        spec = _spec(store, track=track, ref=ref, env=dict(env or {}))
+        return core.replace_track(store, client, spec, timeout=timeout)
+
+
+def _spec(store: StateStore, *, track: str, ref: str | None, env: dict[str, str]) -> AppSpec:
+    state = store.read()
+    repo = Path(state.repo)
+    if ref is None:
+        base = checkout_spec(repo, track)
+        cwd, version, sha = base.cwd, base.version, base.git_sha
+    else:
+        revision = gitrefs.resolve(ref, repo=repo)
+        path = gitrefs.add_worktree(revision, parent=store.dir / "worktrees", repo=repo)
+        with store.edit() as editing:
+            if str(path) not in editing.worktrees:
+                editing.worktrees.append(str(path))
+        cwd, version, sha = str(path), revision.short, revision.sha
+    # An explicit APP_VERSION / APP_GIT_SHA names the build (e.g. an image tag) instead.
+    version = env.pop("APP_VERSION", version)
+    sha = env.pop("APP_GIT_SHA", sha)
+    return AppSpec(track=track, cwd=cwd, version=version, git_sha=sha, git_ref=ref, extra_env=env)
+
+
+def undeploy(state_dir: Path, *, track: str) -> Traffic:
+    """Take `track` out of the router first (its weight goes to stable, one change), then
+    stop its instance. Nothing to do when it is not deployed."""
+    if track not in APP_TRACKS:
+        raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
+    store = StateStore(state_dir)
+    _, client = core.require_up(store)
+    client.update(lambda table: core.without_track(table, track))
+    with store.operation():
+        core.retire_track(store, track)
+        with store.edit() as state:
+            if track == "canary":
+                state.intent = None  # a promotion in progress is abandoned with its canary
+        core.reconcile(store, client)
+    return traffic(state_dir)
+
+
+def set_canary_weight(state_dir: Path, percent: float) -> Traffic:
+    """Send `percent` of units to the canary and the rest to stable (one atomic change)."""
+    if not math.isfinite(percent) or not 0 <= percent <= 100:
+        raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
+    _, client = core.require_up(StateStore(state_dir))
+
+    def change(table: RoutingTable) -> RoutingTable:
+        if "stable" not in table.backends:
+            raise ToolkitError("no stable instance is deployed; deploy one with --track stable.")
+        if "canary" not in table.backends and percent > 0:
+            raise ToolkitError("no canary is deployed; deploy one with --track canary first.")
+        weights = dict.fromkeys(table.backends, 0.0)
+        weights["stable"] = 100.0 - percent
+        if "canary" in table.backends:
+            weights["canary"] = float(percent)
+        return table.changed(weights=weights)
+
+    client.update(change)
+    return traffic(state_dir)
+
+
+def switch(state_dir: Path, color: str) -> Traffic:
+    """Blue-green: all traffic to `color` in one atomic change; the other color keeps running
+    as the instant way back."""
+    if color not in COLORS:
+        raise ToolkitError(f"the color must be blue or green, not {color!r}.")
+    _, client = core.require_up(StateStore(state_dir))
+
+    def change(table: RoutingTable) -> RoutingTable:
+        if color not in table.backends:
+            raise ToolkitError(f"no {color} instance is deployed; deploy one with --track {color}.")
+        weights = dict.fromkeys(table.backends, 0.0)
+        weights[color] = 100.0
+        return table.changed(weights=weights)
+
+    client.update(change)
+    return traffic(state_dir)
+
+
+def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
+    """Stable takes the canary's code (same ref, without the canary's extra settings) by
+    zero-downtime replacement; then the canary leaves the router and stops.
+
+    The intent is recorded first, so a re-run after an interruption finishes the same
+    promotion even when the canary has died meanwhile."""
+    store = StateStore(state_dir)
+    with store.operation():
+        state, client = core.require_up(store)
+        core.reconcile(store, client)
+        intent = state.intent if state.intent and state.intent.get("op") == "promote" else None
+        canary = state.apps().get("canary")
+        if intent is None:
+            if canary is None:
+                return traffic(state_dir)  # nothing to promote (or promoted already)
+            intent = {
+                "op": "promote",
+                "cwd": canary.cwd,
+                "version": canary.version,
+                "git_sha": canary.git_sha,
+                "git_ref": canary.git_ref,
+                "started_at": now(),
+            }
+            with store.edit() as editing:
+                editing.intent = intent
+        target = AppSpec(
+            track="stable",
+            cwd=str(intent["cwd"]),
+            version=str(intent["version"]),
+            git_sha=str(intent["git_sha"]),
+            git_ref=intent.get("git_ref"),
+        )
+        stable = store.read().apps().get("stable")
+        if stable is None or AppSpec.of(stable) != target or not stable.running():
+            core.replace_track(store, client, target, timeout=timeout)
+        client.update(lambda table: core.without_track(table, "canary"))
+        core.retire_track(store, "canary")
+        with store.edit() as editing:
+            editing.intent = None
+    return traffic(state_dir)
+
+
+def rollback_canary(state_dir: Path) -> Traffic:
+    """All of the canary's traffic back to stable in one change, then stop the canary.
+    Works with a dead canary; running it again changes nothing."""
+    return undeploy(state_dir, track="canary")
