@@ -8,9 +8,15 @@ whole analysis keeps its false-rollback rate under alpha):
   confidence sequence of the difference lies beyond the margin; `pass` when it lies within);
 - absolute: is the canary beyond its `limit`? (same reading on the canary's own interval).
 
+Rates (errors, slow answers, ratings) are tested with the variance at the value under test
+(`stats.py`), so a canary with few events is not taken for certain. A margin relative to the
+stable mean (`max_relative_regression`) moves with the stable estimate, so its test also counts
+the stable arm's variance, (1 + r)² times; the reported interval is that wider one.
+
 A metric with fewer than `min_samples` observations in either arm is `insufficient` and
-decides nothing. Decisions: `rollback` when a critical metric fails; `promote` when every
-critical metric passes; `hold` otherwise. Non-critical metrics are reported, never decisive.
+decides nothing; a metric without data for an arm is `missing`. Decisions: `rollback` when a
+critical metric fails; `promote` when every critical metric passes; `hold` otherwise (so too
+little or missing data never promotes). Non-critical metrics are reported, never decisive.
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from scripts.toolkit.policy import MetricPolicy, Policy
 from scripts.toolkit.stats import (
     Estimate,
     compare,
+    difference_log_lr,
     histogram_mean,
     interval,
-    log_mixture_lr,
     proportion,
 )
 
@@ -56,7 +62,7 @@ class MetricVerdict:
     stable_n: float = 0.0
     canary_n: float = 0.0
     effect: float | None = None  # canary - stable
-    ci_low: float | None = None  # always-valid interval of the effect
+    ci_low: float | None = None  # always-valid interval of the effect (see relative margins)
     ci_high: float | None = None
     margin: float | None = None
     limit: float | None = None
@@ -129,14 +135,19 @@ def judge_metric(
         result.verdict, result.reason = "insufficient", f"{short} has {have:.0f} of {need} samples"
         return result
     sign = metric.worse_sign
-    cmp = compare(s, c, tau=metric.tau, alpha=alpha)
+    # A margin relative to the stable mean moves with the stable estimate: the test is then on
+    # canary - (1 ± r) · stable, whose variance carries the stable arm's share up to (1 + r)².
+    weight = (1 + (metric.max_relative_regression or 0.0)) ** 2
+    cmp = compare(s, c, tau=metric.tau, alpha=alpha, stable_weight=weight)
     result.effect, result.ci_low, result.ci_high = cmp.diff, cmp.low, cmp.high
     result.threshold = math.log(1 / alpha)
     worse_low, worse_high = sorted((sign * cmp.low, sign * cmp.high))
     margin = result.margin = metric.margin(s.mean)
     failures, unknown = [], []
     if margin is not None:
-        result.statistic = log_mixture_lr(sign * cmp.diff, cmp.variance, metric.tau, null=margin)
+        result.statistic = difference_log_lr(
+            s, c, tau=metric.tau, null=sign * margin, stable_weight=weight
+        )
         if worse_low > margin:
             failures.append(f"worse than stable by more than {margin:.4g}")
         elif worse_high > margin:

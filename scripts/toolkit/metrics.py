@@ -6,7 +6,7 @@ An observation is cumulative: counts since the start of the analysis. Two kinds 
 
 Sources:
 - `ScrapeSource` reads each arm's `/metrics` directly (no Prometheus needed) and subtracts the
-  first reading, restarting from zero when a counter resets (a process restarted);
+  first reading; when a process restarts (its counters go down) what it counted before is kept;
 - `PrometheusSource` asks a Prometheus server with PromQL `increase(...[window])`.
 
 Metrics are named by a PromQL series selector, `name{label="value", other=~"regex"}`; the arm's
@@ -39,6 +39,10 @@ class Ratio:
         """The events since `other` was read."""
         return Ratio(self.hits - other.hits, self.total - other.total)
 
+    def plus(self, other: Ratio) -> Ratio:
+        """Both sets of events together (two replicas, or two lifetimes of one process)."""
+        return Ratio(self.hits + other.hits, self.total + other.total)
+
     def is_reset_from(self, other: Ratio) -> bool:
         """Whether a counter went down since `other` (the process restarted)."""
         return self.hits < other.hits or self.total < other.total
@@ -64,6 +68,25 @@ class Histogram:
         counts = tuple(a - b for a, b in zip(self.counts, other.counts, strict=True))
         return Histogram(self.bounds, counts, self.total - other.total)
 
+    def plus(self, other: Histogram) -> Histogram:
+        """Both sets of observations together (two replicas, or two lifetimes of one process).
+        Different bucket layouts are merged on the union of the bounds, each bucket's count
+        going to the merged bucket that ends where it ends."""
+        total = self.total + other.total
+        if not other.bounds:  # no series read (nothing observed yet)
+            return Histogram(self.bounds, self.counts, total)
+        if not self.bounds:
+            return Histogram(other.bounds, other.counts, total)
+        if self.bounds == other.bounds:
+            counts = tuple(a + b for a, b in zip(self.counts, other.counts, strict=True))
+            return Histogram(self.bounds, counts, total)
+        bounds = tuple(sorted(set(self.bounds) | set(other.bounds)))
+        merged = dict.fromkeys(bounds, 0.0)
+        for histogram in (self, other):
+            for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
+                merged[bound] += count
+        return Histogram(bounds, tuple(merged.values()), total)
+
     def is_reset_from(self, other: Histogram) -> bool:
         """Whether a counter went down since `other` (the process restarted)."""
         return self.count < other.count
@@ -73,7 +96,18 @@ Observation = Ratio | Histogram
 ArmData = dict[str, Observation]
 
 
-_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def _unescape(text: str) -> str:
+    """A PromQL double-quoted string's value (`\\"` is `"`, `\\\\` is `\\`, `\\n` a newline)."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _escape(value: str) -> str:
+    """`value` as the inside of a PromQL double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 @dataclass(frozen=True)
@@ -85,19 +119,32 @@ class Selector:
 
     @classmethod
     def parse(cls, text: str) -> Selector:
-        """Parse `name{label="v", ...}`; raises ValueError with what is wrong."""
-        match = re.fullmatch(r"\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*", text)
+        """Parse `name{label="v", other=~"re.*"}`; raises ValueError with what is wrong."""
+        match = re.fullmatch(r"\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*", text, re.S)
         if not match:
             raise ValueError(f'not a series selector: {text!r} (expected name{{label="v"}})')
         name, body = match.group(1), match.group(2) or ""
         matchers, position = [], 0
-        while position < len(body.strip()):
+        while body[position:].strip():
             found = _MATCHER.match(body, position)
             if not found:
-                rest = body[position:]
+                rest = body[position:].strip()
                 raise ValueError(f"cannot read the label matchers of {text!r} at {rest!r}")
-            matchers.append((found.group(1), found.group(2), found.group(3)))
+            label, op, value = found.group(1), found.group(2), _unescape(found.group(3))
+            if op in ("=~", "!~"):
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(
+                        f"bad regular expression {value!r} for {label} in {text!r}: {exc}"
+                    ) from exc
+            matchers.append((label, op, value))
             position = found.end()
+            if body.startswith(",", position):
+                position += 1
+            elif body[position:].strip():
+                rest = body[position:].strip()
+                raise ValueError(f"expected ',' between the label matchers of {text!r} at {rest!r}")
         return cls(name, tuple(matchers))
 
     def with_labels(self, labels: Mapping[str, str]) -> Selector:
@@ -117,7 +164,7 @@ class Selector:
 
     def promql(self, suffix: str = "") -> str:
         """The selector in PromQL, for `name + suffix` (e.g. `_bucket`)."""
-        body = ",".join(f'{k}{op}"{v}"' for k, op, v in self.matchers)
+        body = ",".join(f'{k}{op}"{_escape(v)}"' for k, op, v in self.matchers)
         return f"{self.name}{suffix}{{{body}}}"
 
 
@@ -204,47 +251,91 @@ def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 
 @dataclass
+class _Counted:
+    """What ScrapeSource remembers of one series group at one URL."""
+
+    baseline: Observation  # the first reading of this process's lifetime (zero after a reset)
+    last: Observation  # the latest reading
+    carried: Observation  # counted in earlier lifetimes of the process (before resets)
+
+
+@dataclass
 class ScrapeSource:
-    """Reads each arm's `/metrics` URLs directly, relative to the first successful reading."""
+    """Reads each arm's `/metrics` URLs directly, relative to the first successful reading.
+
+    Each URL (one process) is followed on its own. When its counters go down since the last
+    reading, the process restarted: what it had counted until then is kept, and its new counts
+    are added from zero, so the observation stays cumulative over the whole analysis."""
 
     timeout: float = 5.0
-    _baseline: dict[tuple[str, str], Observation] = field(default_factory=dict)
+    _counted: dict[tuple[str, str, str], _Counted] = field(default_factory=dict)
     resets: list[str] = field(default_factory=list)
 
     def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
-        """Observations since the first reading, per arm; MetricsUnavailable if a URL fails."""
-        queries = list(queries)
-        result: dict[str, ArmData] = {}
+        """Observations since the first reading, per arm; MetricsUnavailable if a URL fails
+        (then nothing is remembered from this read)."""
+        queries, arms = list(queries), list(arms)
+        pages: dict[tuple[str, str], list[tuple[str, dict[str, str], float]]] = {}
         with httpx.Client(timeout=self.timeout) as client:
             for arm in arms:
-                samples: list[tuple[str, dict[str, str], float]] = []
                 for url in arm.urls:
                     try:
                         response = client.get(url)
                         response.raise_for_status()
-                    except httpx.HTTPError as exc:
+                        pages[arm.name, url] = parse_exposition(response.text)
+                    except (httpx.HTTPError, ValueError) as exc:
                         raise MetricsUnavailable(
                             f"cannot read {arm.name} metrics at {url}: {exc}", exit_code=3
                         ) from exc
-                    samples.extend(parse_exposition(response.text))
-                result[arm.name] = {
-                    q.name: self._since_start(arm.name, q.name, observe(samples, q, arm.labels))
-                    for q in queries
-                }
+        result: dict[str, ArmData] = {}
+        for arm in arms:
+            data: ArmData = {}
+            for query in queries:
+                observation = observe([], query, arm.labels)  # nothing, if the arm has no URL
+                for url in arm.urls:
+                    current = observe(pages[arm.name, url], query, arm.labels)
+                    since = self._since_start((arm.name, url, query.name), current)
+                    observation = _plus(observation, since)
+                data[query.name] = observation
+            result[arm.name] = data
         return result
 
-    def _since_start(self, arm: str, metric: str, current: Observation) -> Observation:
-        key = (arm, metric)
-        baseline = self._baseline.get(key)
-        if baseline is None:
-            self._baseline[key] = current
-            return current.minus(current)  # type: ignore[arg-type]
-        if current.is_reset_from(baseline):  # type: ignore[arg-type]
-            # The process restarted: what it counted since is all new.
-            self.resets.append(f"{arm}/{metric}")
-            self._baseline[key] = current.minus(current)  # type: ignore[arg-type]
-            return current
-        return current.minus(baseline)  # type: ignore[arg-type]
+    def _since_start(self, key: tuple[str, str, str], current: Observation) -> Observation:
+        counted = self._counted.get(key)
+        if counted is None:
+            zero = _minus(current, current)
+            self._counted[key] = _Counted(baseline=current, last=current, carried=zero)
+            return zero
+        if _is_reset(current, counted.last):
+            self.resets.append(f"{key[0]}/{key[2]}")
+            counted.carried = _plus(counted.carried, _minus(counted.last, counted.baseline))
+            counted.baseline = _minus(current, current)
+        counted.last = current
+        return _plus(counted.carried, _minus(current, counted.baseline))
+
+
+def _minus(a: Observation, b: Observation) -> Observation:
+    if isinstance(a, Ratio) and isinstance(b, Ratio):
+        return a.minus(b)
+    if isinstance(a, Histogram) and isinstance(b, Histogram):
+        return a.minus(b)
+    raise TypeError("observations of different kinds")
+
+
+def _plus(a: Observation, b: Observation) -> Observation:
+    if isinstance(a, Ratio) and isinstance(b, Ratio):
+        return a.plus(b)
+    if isinstance(a, Histogram) and isinstance(b, Histogram):
+        return a.plus(b)
+    raise TypeError("observations of different kinds")
+
+
+def _is_reset(current: Observation, last: Observation) -> bool:
+    if isinstance(current, Ratio) and isinstance(last, Ratio):
+        return current.is_reset_from(last)
+    if isinstance(current, Histogram) and isinstance(last, Histogram):
+        return current.is_reset_from(last)
+    raise TypeError("observations of different kinds")
 
 
 @dataclass

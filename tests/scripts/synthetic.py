@@ -21,8 +21,16 @@ def _histogram(bounds: tuple[float, ...], values: dict[float, float]) -> Histogr
     return Histogram(full, tuple(counts), sum(v * c for v, c in values.items()))
 
 
-def arm(n: float, *, error_rate: float = 0.01, quality: float = 0.63, refusals: float = 0.3,
-        slow: float = 0.02, cost: float = 1e-4, down: float = 0.2) -> ArmData:
+def arm(
+    n: float,
+    *,
+    error_rate: float = 0.01,
+    quality: float = 0.63,
+    refusals: float = 0.3,
+    slow: float = 0.02,
+    cost: float = 1e-4,
+    down: float = 0.2,
+) -> ArmData:
     """Cumulative observations of `n` answers: errors, slow answers, a bimodal quality score
     (refusals score 0, the others so that the mean is `quality`), cost and feedback."""
     answered = n * (1 - refusals)

@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def fast_policy(**overrides: float) -> Policy:
     """The repository's policy with a quick clock: steps 10/50/100, 1 s interval."""
-    settings = {"interval_seconds": 1, "min_step_seconds": 5, "max_step_seconds": 60,
-                "max_missing_seconds": 10, "min_samples": 100, "steps": [10, 50, 100]}
+    settings = {
+        "interval_seconds": 1,
+        "min_step_seconds": 5,
+        "max_step_seconds": 60,
+        "max_missing_seconds": 10,
+        "min_samples": 100,
+        "steps": [10, 50, 100],
+    }
     return load_policy(DEFAULT_POLICY, **{**settings, **overrides})
 
 
@@ -35,8 +41,13 @@ def registry(tmp_path: Path) -> Path:
     return target
 
 
-def growing(canary: dict[str, float], *, checks: int = 60, per_check: int = 300,
-            stable: dict[str, float] | None = None) -> list:
+def growing(
+    canary: dict[str, float],
+    *,
+    checks: int = 60,
+    per_check: int = 300,
+    stable: dict[str, float] | None = None,
+) -> list:
     """Cumulative readings: every check adds `per_check` answers, split 10/90 at first."""
     readings = []
     for i in range(1, checks + 1):
@@ -44,12 +55,26 @@ def growing(canary: dict[str, float], *, checks: int = 60, per_check: int = 300,
     return readings
 
 
-def monitor(registry: Path, source: ScriptedSource, clock: FakeClock, state: Path | None = None,
-            policy: Policy | None = None, *, act: bool = True) -> Monitor:
+def monitor(
+    registry: Path,
+    source: ScriptedSource,
+    clock: FakeClock,
+    state: Path | None = None,
+    policy: Policy | None = None,
+    *,
+    act: bool = True,
+) -> Monitor:
     """A monitor on the prompt canary with a fake clock."""
     target = PromptTarget(registry_dir=registry, prompt="rag_answer", urls=["http://unused"])
-    return Monitor(policy or fast_policy(), target, source, act=act, state_file=state,
-                   clock=clock, sleep=clock.sleep)
+    return Monitor(
+        policy or fast_policy(),
+        target,
+        source,
+        act=act,
+        state_file=state,
+        clock=clock,
+        sleep=clock.sleep,
+    )
 
 
 def production(registry: Path) -> registry_ops.PromptRollout:

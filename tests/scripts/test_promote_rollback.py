@@ -27,11 +27,23 @@ def registry(tmp_path: Path) -> Path:
     return target
 
 
-def run(module: object, registry: Path, *args: str,
-        capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
+def run(
+    module: object, registry: Path, *args: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict]:
     """Call the script's main with JSON output; return the exit code and the envelope."""
-    code = module.main(["--target", "prompt", "--backend", "local", "--registry-dir",  # type: ignore[attr-defined]
-                        str(registry), "--output", "json", *args])
+    code = module.main(
+        [
+            "--target",
+            "prompt",
+            "--backend",
+            "local",
+            "--registry-dir",  # type: ignore[attr-defined]
+            str(registry),
+            "--output",
+            "json",
+            *args,
+        ]
+    )
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -92,7 +104,9 @@ def test_promote_refuses_a_second_canary_and_bad_shares(
 def test_an_invalid_registry_is_refused_before_any_change(
     registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (registry / "prompts" / "rag_answer" / "v1.yaml").write_text("status: [oops\n", encoding="utf-8")
+    (registry / "prompts" / "rag_answer" / "v1.yaml").write_text(
+        "status: [oops\n", encoding="utf-8"
+    )
     code, out = run(rollback, registry, capsys=capsys)
     assert code == EXIT_USAGE
     assert "fix it first" in out["errors"][0]
@@ -109,7 +123,9 @@ def test_edits_keep_comments_and_leave_no_lock_behind(registry: Path) -> None:
 
 
 def test_step_summary_gets_a_record(
-    registry: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    registry: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     summary = tmp_path / "summary.md"

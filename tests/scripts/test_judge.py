@@ -1,0 +1,348 @@
+"""The judge on synthetic observations with known answers, under the repository's own policy."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+
+from app.core.metrics import COST_BUCKETS, SCORE_BUCKETS
+from scripts.toolkit.judge import MetricVerdict, Verdict, critical_tests, judge, judge_metric
+from scripts.toolkit.metrics import ArmData, Histogram, Ratio
+from scripts.toolkit.policy import DEFAULT_POLICY, MetricPolicy, Policy, load_policy
+
+
+@pytest.fixture(scope="module")
+def policy() -> Policy:
+    """rollout/policy.yaml as shipped."""
+    return load_policy(DEFAULT_POLICY)
+
+
+def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
+    """A histogram holding `count` observations of each `value` (value <= bound: its bucket)."""
+    counts = [0.0] * len(bounds)
+    for value, count in values.items():
+        counts[next(i for i, bound in enumerate(bounds) if value <= bound)] += count
+    return Histogram(bounds, tuple(counts), sum(v * c for v, c in values.items()))
+
+
+def arm(
+    n: float,
+    *,
+    errors: float = 0.01,
+    slow: float = 0.08,
+    refusals: float = 0.25,
+    answer_scores: tuple[float, ...] = (0.8, 0.9, 1.0),
+    cost: float = 1e-4,
+    down: float = 0.2,
+) -> ArmData:
+    """One arm after `n` answers, with exactly the given rates: errors among answers; among the
+    rest, slow ones, refusals (score 0) and scores spread over `answer_scores`, a cost per
+    answer spread ±20% around `cost`, and 30% of answers rated, `down` of them down."""
+    answered = n * (1 - errors)
+    scores = {0.0: answered * refusals}
+    for score in answer_scores:
+        scores[score] = scores.get(score, 0.0) + answered * (1 - refusals) / len(answer_scores)
+    rated = 0.3 * answered
+    return {
+        "error_rate": Ratio(errors * n, n),
+        "slow_answers": Ratio(slow * answered, answered),
+        "quality_score": histogram(SCORE_BUCKETS, scores),
+        "cost_per_answer": histogram(
+            COST_BUCKETS, {cost * 0.8: answered / 3, cost: answered / 3, cost * 1.2: answered / 3}
+        ),
+        "negative_feedback": Ratio(down * rated, rated),
+    }
+
+
+def by_name(verdict: Verdict) -> dict[str, MetricVerdict]:
+    """The verdict's metrics by name."""
+    return {m.name: m for m in verdict.metrics}
+
+
+CRITICAL = ("error_rate", "slow_answers", "quality_score")
+
+
+# --- identical arms -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("canary_n", [50, 199])
+def test_identical_arms_with_too_few_answers_hold_as_insufficient(
+    policy: Policy, canary_n: int
+) -> None:
+    verdict = judge(policy, arm(19 * canary_n), arm(canary_n))
+    assert verdict.decision == "hold"
+    metrics = by_name(verdict)
+    for name in CRITICAL:
+        assert metrics[name].verdict == "insufficient"
+        assert metrics[name].effect is None  # nothing estimated, nothing claimed
+    assert metrics["error_rate"].reason == f"canary has {canary_n} of 200 samples"
+    assert any(r.startswith("error_rate: canary has") for r in verdict.reasons)
+
+
+def test_a_short_stable_arm_is_insufficient_too(policy: Policy) -> None:
+    verdict = judge(policy, arm(150), arm(5000))
+    assert verdict.decision == "hold"
+    assert by_name(verdict)["error_rate"].reason == "stable has 150 of 200 samples"
+
+
+@pytest.mark.parametrize("canary_n", [200, 300, 600, 1000, 2000, 5000, 20_000])
+def test_identical_arms_never_roll_back(policy: Policy, canary_n: int) -> None:
+    verdict = judge(policy, arm(19 * canary_n), arm(canary_n))
+    assert verdict.decision != "rollback"
+    assert all(m.verdict != "fail" for m in verdict.metrics)
+
+
+def test_identical_arms_hold_until_the_quality_interval_fits_the_margin(policy: Policy) -> None:
+    """With the score's variance (~0.15), the interval needs about 1,500 canary answers to fit
+    inside the 0.05 margin; before that the judge holds, after it promotes."""
+    early = judge(policy, arm(19 * 600), arm(600))
+    assert early.decision == "hold"
+    assert by_name(early)["quality_score"].verdict == "inconclusive"
+    late = judge(policy, arm(19 * 3000), arm(3000))
+    assert late.decision == "promote"
+    assert all(by_name(late)[name].verdict == "pass" for name in CRITICAL)
+
+
+def test_seeded_aa_streams_never_roll_back(policy: Policy) -> None:
+    """Random A/A data, judged after every interval of 600 answers (5% canary) for 30 intervals,
+    40 times over: the judge never rolls back."""
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        stable: dict[str, float] = dict.fromkeys(("n", "errors", "slow", "down", "rated"), 0.0)
+        canary = dict(stable)
+        scores: dict[str, np.ndarray] = {"stable": np.zeros(4), "canary": np.zeros(4)}
+        for _ in range(30):
+            for name, counts, size in (("stable", stable, 570), ("canary", canary, 30)):
+                errors = rng.binomial(size, 0.01)
+                answered = size - errors
+                counts["n"] += size
+                counts["errors"] += errors
+                counts["slow"] += rng.binomial(answered, 0.08)
+                rated = rng.binomial(answered, 0.3)
+                counts["rated"] += rated
+                counts["down"] += rng.binomial(rated, 0.2)
+                scores[name] += rng.multinomial(answered, [0.25, 0.25, 0.25, 0.25])
+            data = {}
+            for name, counts in (("stable", stable), ("canary", canary)):
+                zero, low, mid, high = scores[name]
+                data[name] = {
+                    "error_rate": Ratio(counts["errors"], counts["n"]),
+                    "slow_answers": Ratio(counts["slow"], counts["n"] - counts["errors"]),
+                    "quality_score": histogram(
+                        SCORE_BUCKETS, {0.0: zero, 0.8: low, 0.9: mid, 1.0: high}
+                    ),
+                    "negative_feedback": Ratio(counts["down"], counts["rated"]),
+                }
+            assert judge(policy, data["stable"], data["canary"]).decision != "rollback"
+
+
+# --- regressions that must roll back --------------------------------------------------------
+
+
+def test_an_erroring_canary_rolls_back_naming_error_rate(policy: Policy) -> None:
+    verdict = judge(policy, arm(19 * 1000), arm(1000, errors=0.10))
+    assert verdict.decision == "rollback"
+    metrics = by_name(verdict)
+    assert metrics["error_rate"].verdict == "fail"
+    assert [r.split(":")[0] for r in verdict.reasons] == ["error_rate"]
+    assert "worse than stable by more than 0.02" in metrics["error_rate"].reason
+
+
+def test_a_canary_with_lower_quality_rolls_back_naming_quality_score(policy: Policy) -> None:
+    """Mean score 0.675 on stable, 0.475 on the canary (it refuses 47% instead of 25%)."""
+    worse = 1 - 0.475 / 0.9
+    verdict = judge(policy, arm(19 * 1000), arm(1000, refusals=worse))
+    assert verdict.decision == "rollback"
+    metrics = by_name(verdict)
+    assert metrics["quality_score"].effect == pytest.approx(-0.2)
+    assert metrics["quality_score"].verdict == "fail"
+    assert [r.split(":")[0] for r in verdict.reasons] == ["quality_score"]
+
+
+def test_a_canary_beyond_the_limit_rolls_back_even_when_stable_is_as_bad(policy: Policy) -> None:
+    """8% errors on the canary, 7% on stable: within the 2-point margin of stable, but beyond
+    the 5% limit. The limit alone decides."""
+    verdict = judge(policy, arm(16_000, errors=0.07), arm(4000, errors=0.08))
+    assert verdict.decision == "rollback"
+    error_rate = by_name(verdict)["error_rate"]
+    assert error_rate.verdict == "fail"
+    assert error_rate.reason == "above the limit 0.05"
+    assert error_rate.ci_low is not None and error_rate.ci_low < error_rate.margin  # type: ignore[operator]
+
+
+def test_a_quality_limit_below_which_the_canary_fails(policy: Policy) -> None:
+    """higher_is_better limits read the other way: a canary scoring 0.40 on average is below
+    the 0.5 floor even though stable (0.42) is as bad."""
+    stable = arm(16_000, refusals=1 - 0.42 / 0.9)
+    canary = arm(4000, refusals=1 - 0.40 / 0.9)
+    quality = by_name(judge(policy, stable, canary))["quality_score"]
+    assert quality.verdict == "fail"
+    assert quality.reason == "below the limit 0.5"
+
+
+def test_a_failing_advisory_metric_never_rolls_back(policy: Policy) -> None:
+    """Twice the cost and two and a half times the down-votes: reported as failing, but the
+    critical metrics pass, so the canary is promoted."""
+    verdict = judge(policy, arm(19 * 5000), arm(5000, cost=2e-4, down=0.5))
+    metrics = by_name(verdict)
+    assert metrics["cost_per_answer"].verdict == "fail"
+    assert metrics["negative_feedback"].verdict == "fail"
+    assert not metrics["cost_per_answer"].critical
+    assert verdict.decision == "promote"
+
+
+def test_a_failing_critical_metric_rolls_back_even_when_another_is_missing(policy: Policy) -> None:
+    canary = arm(1000, errors=0.10)
+    del canary["quality_score"]
+    verdict = judge(policy, arm(19 * 1000), canary)
+    assert verdict.decision == "rollback"
+    assert by_name(verdict)["quality_score"].verdict == "missing"
+
+
+# --- missing data ---------------------------------------------------------------------------
+
+
+def test_missing_canary_data_holds(policy: Policy) -> None:
+    canary = arm(5000)
+    del canary["quality_score"]
+    verdict = judge(policy, arm(19 * 5000), canary)
+    assert verdict.decision == "hold"
+    quality = by_name(verdict)["quality_score"]
+    assert quality.verdict == "missing"
+    assert "quality_score: no data for one of the arms" in verdict.reasons
+
+
+@pytest.mark.parametrize("empty", ["stable", "canary"])
+def test_an_arm_without_any_data_holds(policy: Policy, empty: str) -> None:
+    arms = {"stable": arm(19 * 5000), "canary": arm(5000)}
+    arms[empty] = {}
+    verdict = judge(policy, arms["stable"], arms["canary"])
+    assert verdict.decision == "hold"
+    assert {m.verdict for m in verdict.metrics} == {"missing"}
+
+
+def test_an_arm_that_saw_nothing_is_insufficient_and_serialises(policy: Policy) -> None:
+    """A canary that is deployed but got no answers yet: zero totals, no NaN in the record."""
+    nothing: ArmData = {
+        "error_rate": Ratio(0, 0),
+        "slow_answers": Ratio(0, 0),
+        "quality_score": Histogram((), (), 0.0),
+        "cost_per_answer": Histogram((), (), 0.0),
+        "negative_feedback": Ratio(0, 0),
+    }
+    verdict = judge(policy, arm(5000), nothing)
+    assert verdict.decision == "hold"
+    record = verdict.to_dict()
+    json.dumps(record, allow_nan=False)
+    assert all(m["canary_value"] is None for m in record["metrics"])
+
+
+# --- the decision record --------------------------------------------------------------------
+
+
+def test_decision_record_fields(policy: Policy) -> None:
+    verdict = judge(policy, arm(19 * 1000), arm(1000, errors=0.10))
+    assert critical_tests(policy) == 5  # error margin + limit, slow margin, quality margin + limit
+    record = verdict.to_dict()
+    assert json.loads(json.dumps(record, allow_nan=False)) == record
+    assert record["decision"] == "rollback"
+    for metric in record["metrics"]:
+        assert metric["alpha"] == pytest.approx(policy.alpha / 5)
+        assert metric["threshold"] == pytest.approx(math.log(5 / policy.alpha))
+        assert metric["ci_low"] <= metric["effect"] <= metric["ci_high"]
+        assert metric["stable_n"] > 0 and metric["canary_n"] > 0
+    error_rate = next(m for m in record["metrics"] if m["name"] == "error_rate")
+    assert error_rate["effect"] == pytest.approx(0.09)
+    assert error_rate["margin"] == 0.02
+    assert error_rate["limit"] == 0.05
+    assert error_rate["stable_value"] == pytest.approx(0.01)
+    assert error_rate["canary_value"] == pytest.approx(0.10)
+    # The statistic is the evidence against "worse by exactly the margin": past the threshold
+    # exactly when the margin lies outside the interval.
+    assert error_rate["statistic"] >= error_rate["threshold"]
+    assert error_rate["ci_low"] > error_rate["margin"]
+
+
+def test_statistic_stays_under_its_threshold_while_inconclusive(policy: Policy) -> None:
+    verdict = judge(policy, arm(19 * 600), arm(600))
+    quality = by_name(verdict)["quality_score"]
+    assert quality.verdict == "inconclusive"
+    assert quality.statistic is not None and quality.threshold is not None
+    assert quality.statistic < quality.threshold
+    assert quality.ci_low is not None and quality.ci_high is not None
+    assert quality.ci_low < -quality.margin < quality.ci_high  # type: ignore[operator]
+
+
+def test_alpha_is_split_over_the_critical_tests_only(policy: Policy) -> None:
+    """Making cost critical adds one test (its margin); an advisory metric adds none."""
+    data = policy.model_dump()
+    for metric in data["metrics"]:
+        if metric["name"] == "cost_per_answer":
+            metric["critical"] = True
+    assert critical_tests(Policy.model_validate(data)) == 6
+    assert judge(policy, arm(9000), arm(1000)).metrics[0].alpha == pytest.approx(0.01)
+
+
+# --- relative margins -----------------------------------------------------------------------
+
+
+def cost_metric(**changes: object) -> MetricPolicy:
+    """A critical cost metric with a margin of 25% of stable's mean."""
+    fields: dict[str, object] = {
+        "name": "cost_per_answer",
+        "kind": "mean",
+        "histogram": "app_answer_cost_usd",
+        "direction": "lower_is_better",
+        "max_relative_regression": 0.25,
+        "effect_size": 0.00005,
+        "critical": True,
+    }
+    fields.update(changes)
+    return MetricPolicy.model_validate(fields)
+
+
+def test_relative_margin_is_a_share_of_the_stable_mean(policy: Policy) -> None:
+    metric = cost_metric()
+    stable, n = arm(20_000)["cost_per_answer"], 20_000 * 0.99
+    over = judge_metric(
+        policy, metric, stable, arm(5000, cost=1.5e-4)["cost_per_answer"], alpha=0.01
+    )
+    assert over.margin == pytest.approx(0.25 * stable.total / n)
+    assert over.verdict == "fail"
+    assert over.reason.startswith("worse than stable by more than 2.5e-05")
+    under = judge_metric(
+        policy, metric, stable, arm(5000, cost=1.05e-4)["cost_per_answer"], alpha=0.01
+    )
+    assert under.verdict == "pass"
+
+
+def test_the_larger_of_absolute_and_relative_margins_applies() -> None:
+    metric = cost_metric(max_regression=0.00004)
+    assert metric.margin(1e-4) == pytest.approx(4e-5)  # absolute is larger
+    assert metric.margin(1e-3) == pytest.approx(2.5e-4)  # relative is larger
+    assert cost_metric().margin(math.nan) is None
+
+
+def test_relative_margin_accounts_for_the_uncertainty_of_the_stable_mean(policy: Policy) -> None:
+    """The margin moves with the stable estimate, so the interval the judge compares it with is
+    that of canary - 1.25 · stable: wider than the plain difference's by the stable arm's share."""
+    metric = cost_metric()
+    stable, canary = arm(2000)["cost_per_answer"], arm(2000, cost=1.1e-4)["cost_per_answer"]
+    relative = judge_metric(policy, metric, stable, canary, alpha=0.01)
+    absolute = judge_metric(
+        policy,
+        cost_metric(max_relative_regression=None, max_regression=2.5e-5),
+        stable,
+        canary,
+        alpha=0.01,
+    )
+    assert relative.ci_low is not None and absolute.ci_low is not None
+    assert relative.effect == pytest.approx(absolute.effect)
+    assert relative.ci_low < absolute.ci_low
+    # Equal arms: the stable arm's variance counts 1.25² times instead of once.
+    ratio = (relative.effect - relative.ci_low) / (absolute.effect - absolute.ci_low)  # type: ignore[operator]
+    assert 1.1 < ratio < 1.25
