@@ -44,7 +44,8 @@ def estimate(observation: Observation) -> Estimate:
     """Mean and variance of the mean of one arm's observation."""
     if isinstance(observation, Ratio):
         return proportion(observation.hits, observation.total)
-    assert isinstance(observation, Histogram)  # noqa: S101  # the two kinds there are
+    if not isinstance(observation, Histogram):
+        raise TypeError(f"cannot estimate a {type(observation).__name__}")
     return histogram_mean(observation.bounds, observation.counts, observation.total)
 
 

@@ -52,7 +52,7 @@ class AnswerUser(FastHttpUser):
         """Each simulated user has its own id (sticky assignment) and order of questions."""
         number = next(_ids)
         self.user_id = f"load-user-{number}"
-        self.random = random.Random(_SEED * 100_003 + number)  # noqa: S311  # load, not security
+        self.random = random.Random(_SEED * 100_003 + number)  # noqa: S311  # nosec B311  # load, not security
         self.questions = itertools.cycle(self.random.sample(QUESTIONS, len(QUESTIONS)))
 
     @task

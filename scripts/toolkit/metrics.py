@@ -179,6 +179,26 @@ class MetricQuery:
     total: Selector | None = None
     histogram: Selector | None = None
 
+    def ratio_parts(self) -> tuple[Selector, Selector, bool]:
+        """(total, hits or good, whether it is `good`) of a ratio metric."""
+        part = self.good or self.hits
+        if self.kind != "ratio" or self.total is None or part is None:
+            raise ValueError(f"metric {self.name} is not a ratio of two selectors")
+        return self.total, part, self.good is not None
+
+    def histogram_selector(self) -> Selector:
+        """The histogram of a mean metric."""
+        if self.kind != "mean" or self.histogram is None:
+            raise ValueError(f"metric {self.name} is not a histogram mean")
+        return self.histogram
+
+
+def ratio(total: float, part: float, *, is_good: bool) -> Ratio:
+    """A Ratio from a total and its hits (or its good events), kept within [0, total]: PromQL's
+    increase() extrapolates each series on its own, so total - good can come out negative."""
+    hits = total - part if is_good else part
+    return Ratio(min(max(hits, 0.0), max(total, 0.0)), max(total, 0.0))
+
 
 @dataclass(frozen=True)
 class Arm:
@@ -230,14 +250,13 @@ def observe(
 ) -> Observation:
     """One query's observation among parsed samples, restricted to an arm's labels."""
     if query.kind == "ratio":
-        assert query.total is not None  # noqa: S101  # policy-validated
-        total = _sample_sum(samples, query.total.with_labels(labels))
-        if query.good is not None:
-            return Ratio(total - _sample_sum(samples, query.good.with_labels(labels)), total)
-        assert query.hits is not None  # noqa: S101  # policy-validated
-        return Ratio(_sample_sum(samples, query.hits.with_labels(labels)), total)
-    assert query.histogram is not None  # noqa: S101  # policy-validated
-    return _histogram(samples, query.histogram.with_labels(labels))
+        total, part, is_good = query.ratio_parts()
+        return ratio(
+            _sample_sum(samples, total.with_labels(labels)),
+            _sample_sum(samples, part.with_labels(labels)),
+            is_good=is_good,
+        )
+    return _histogram(samples, query.histogram_selector().with_labels(labels))
 
 
 def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -394,14 +413,9 @@ class PrometheusSource:
             return sum(v for _, v in self._increase(client, selector.with_labels(labels), suffix))
 
         if query.kind == "ratio":
-            assert query.total is not None  # noqa: S101  # policy-validated
-            events = total(query.total)
-            if query.good is not None:
-                return Ratio(events - total(query.good), events)
-            assert query.hits is not None  # noqa: S101  # policy-validated
-            return Ratio(total(query.hits), events)
-        assert query.histogram is not None  # noqa: S101
-        selector = query.histogram.with_labels(labels)
+            events, part, is_good = query.ratio_parts()
+            return ratio(total(events), total(part), is_good=is_good)
+        selector = query.histogram_selector().with_labels(labels)
         rows = self._increase(client, selector, "_bucket", by="le")
         cumulative = sorted((float(m["le"]), v) for m, v in rows)
         counts, previous = [], 0.0
@@ -409,4 +423,4 @@ class PrometheusSource:
             counts.append(max(0.0, value - previous))
             previous = value
         bounds = tuple(b for b, _ in cumulative)
-        return Histogram(bounds, tuple(counts), total(query.histogram, "_sum"))
+        return Histogram(bounds, tuple(counts), total(query.histogram_selector(), "_sum"))
