@@ -80,6 +80,12 @@ class Verdict:
     reasons: list[str]
     metrics: list[MetricVerdict] = field(default_factory=list)
 
+    @property
+    def no_harm(self) -> bool:
+        """Every critical metric has enough data and none is worse than allowed (some may not
+        yet be shown within their margins)."""
+        return all(m.verdict in ("pass", "inconclusive") for m in self.metrics if m.critical)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (NaN and infinities as None)."""
 

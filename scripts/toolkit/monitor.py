@@ -158,33 +158,7 @@ class Monitor:
             state.step, state.step_started_at, state.step_baseline = step, now, None
         state.checks += 1
         in_step = now - state.step_started_at
-        verdict: Verdict | None = None
-        try:
-            stable_arm, canary_arm = self.target.arms()
-            data = self.source.read(self.queries, (stable_arm, canary_arm))
-        except MetricsUnavailable as exc:
-            since = state.last_data_at if state.last_data_at is not None else state.started_at
-            missing = now - since
-            if missing > self.policy.max_missing_seconds:
-                decision = "rollback"
-                reasons = [
-                    f"metrics unavailable for {missing:.0f} s, over the "
-                    f"{self.policy.max_missing_seconds:.0f} s limit: {exc.message}"
-                ]
-            else:
-                decision, reasons = (
-                    "hold",
-                    [f"metrics unavailable ({missing:.0f} s): {exc.message}"],
-                )
-        else:
-            state.last_data_at = now
-            verdict = judge(self.policy, data["stable"], data["canary"])
-            decision, reasons = verdict.decision, list(verdict.reasons)
-            counts = {m: estimate(o).n for m, o in data["canary"].items()}
-            if state.step_baseline is None:
-                state.step_baseline = counts
-            if decision == "promote":
-                decision, reasons = self._gate_step(counts, in_step, reasons)
+        decision, reasons, verdict = self._decide(now, step, in_step)
         if decision == "hold" and in_step > self.policy.max_step_seconds:
             decision = "rollback"
             reasons = [
@@ -199,6 +173,45 @@ class Monitor:
         del state.history[:-200]
         state.save(self.state_file)
         return result
+
+    def _decide(
+        self, now: float, step: float, in_step: float
+    ) -> tuple[Decision, list[str], Verdict | None]:
+        """Read both arms and judge them; missing data holds, then rolls back."""
+        state = self.state
+        try:
+            stable_arm, canary_arm = self.target.arms()
+            data = self.source.read(self.queries, (stable_arm, canary_arm))
+        except MetricsUnavailable as exc:
+            since = state.last_data_at if state.last_data_at is not None else state.started_at
+            missing = now - since
+            if missing > self.policy.max_missing_seconds:
+                return (
+                    "rollback",
+                    [
+                        f"metrics unavailable for {missing:.0f} s, over the "
+                        f"{self.policy.max_missing_seconds:.0f} s limit: {exc.message}"
+                    ],
+                    None,
+                )
+            return "hold", [f"metrics unavailable ({missing:.0f} s): {exc.message}"], None
+        state.last_data_at = now
+        verdict = judge(self.policy, data["stable"], data["canary"])
+        decision, reasons = verdict.decision, list(verdict.reasons)
+        counts = {m: estimate(o).n for m, o in data["canary"].items()}
+        if state.step_baseline is None:
+            state.step_baseline = counts
+        if decision == "hold" and verdict.no_harm and not self.policy.needs_evidence(step):
+            # Fail fast, promote on evidence: early steps move on when nothing is worse than
+            # allowed; the full pass is asked where the canary has the data for it.
+            decision = "promote"
+            reasons = [
+                "no critical metric worse than allowed (a full pass is required "
+                f"from {self.policy.evidence_step:g}%)"
+            ]
+        if decision == "promote":
+            decision, reasons = self._gate_step(counts, in_step, reasons)
+        return decision, reasons, verdict
 
     def _gate_step(
         self, counts: dict[str, float], in_step: float, reasons: list[str]

@@ -123,6 +123,7 @@ class Policy(BaseModel):
     max_step_seconds: float = Field(gt=0)
     max_missing_seconds: float = Field(gt=0)
     min_samples: int = Field(ge=1)
+    evidence_from_step: float | None = None
     metrics: list[MetricPolicy] = Field(min_length=1)
     evaluation: EvaluationPolicy | None = None
 
@@ -141,10 +142,26 @@ class Policy(BaseModel):
     def _times(self) -> Policy:
         if self.max_step_seconds < self.min_step_seconds:
             raise ValueError("max_step_seconds must be at least min_step_seconds")
+        if self.evidence_from_step is not None and self.evidence_from_step not in self.steps:
+            raise ValueError("evidence_from_step must be one of the steps")
         names = [m.name for m in self.metrics]
         if len(set(names)) != len(names):
             raise ValueError("metric names must be unique")
         return self
+
+    @property
+    def evidence_step(self) -> float:
+        """From this step on (below 100), moving on needs every critical metric shown within its
+        margin and limit; before it, enough samples and no failing metric suffice. Default: the
+        last step below 100, where the canary has most of its data."""
+        if self.evidence_from_step is not None:
+            return self.evidence_from_step
+        below = [s for s in self.steps if s < 100]
+        return below[-1] if below else 100.0
+
+    def needs_evidence(self, step: float) -> bool:
+        """Whether leaving `step` needs a full pass (see `evidence_step`)."""
+        return self.evidence_step <= step < 100
 
     def samples_needed(self, metric: MetricPolicy) -> int:
         """Observations each arm needs before this metric may decide anything."""

@@ -197,3 +197,24 @@ def test_no_canary_traffic_without_act_is_a_usage_error(registry: Path) -> None:
     run = monitor(registry, ScriptedSource(growing({})), clock, act=False)
     with pytest.raises(ToolkitError, match="no traffic"):
         run.check()
+
+
+def test_early_steps_move_on_without_harm_and_the_evidence_step_waits_for_a_pass(
+    registry: Path,
+) -> None:
+    # Quality 0.04 lower: within the 0.05 margin, but with these samples never shown to be.
+    clock = FakeClock()
+    policy = fast_policy(max_step_seconds=30)
+    assert policy.evidence_step == 50
+    readings = [(arm(400 * i), arm(80 * i, quality=0.59)) for i in range(1, 200)]
+    run = monitor(registry, ScriptedSource(readings), clock, policy=policy)
+    seen: list[tuple[float, str]] = []
+    result = run.run(
+        duration=None, once=False, on_check=lambda r: seen.append((r.step, r.decision))
+    )
+    # 10% moved on with nothing failing; 50% never got its full pass and timed out.
+    assert (10.0, "promote") in seen
+    assert all(decision == "hold" for step, decision in seen[:-1] if step == 50.0)
+    assert result.action == "rolled back"
+    assert "still undecided" in result.reasons[0]
+    assert result.step == 50.0
