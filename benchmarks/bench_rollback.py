@@ -45,12 +45,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.toolkit import registry_ops  # noqa: E402
+from scripts.toolkit.load import locust_command  # noqa: E402
 from scripts.toolkit.platform import lifecycle, tracks  # noqa: E402
 from scripts.toolkit.platform.state import StateStore  # noqa: E402
 from scripts.toolkit.processes import free_port  # noqa: E402
 from scripts.toolkit.traffic.local import LocalBackend  # noqa: E402
 
-LOCUSTFILE = REPO / "scripts" / "toolkit" / "locustfile.py"
 PROMPT = "rag_answer"
 CANDIDATE = REPO / "examples" / "prompts" / PROMPT / "v2.yaml"
 QUESTION = "How long are deleted notes kept in the trash?"
@@ -222,27 +222,9 @@ def bench_failures_under_load(
     """Locust users through the router while the rollout steps run; failed requests per run."""
     backend = LocalBackend(state_dir)
     report = workdir / "locust.json"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--only-summary",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        "600s",
-        "--host",
-        url,
-        "--json-file",
-        str(report.with_suffix("")),
-        "--stop-timeout",
-        "10",
-    ]
+    command = locust_command(url, users=users, seconds=600, extra=(
+        "--json-file", str(report.with_suffix("")), "--stop-timeout", "10",
+    ))  # fmt: skip
     env = {**os.environ, "LOAD_WAIT": str(wait)}
     locust = subprocess.Popen(  # nosec B603  # fixed argv
         command,

@@ -26,9 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.toolkit.load import locust_command  # noqa: E402
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module  # noqa: E402
-
-LOCUSTFILE = REPO / "scripts" / "toolkit" / "locustfile.py"
 
 
 def run_locust(
@@ -36,27 +35,9 @@ def run_locust(
 ) -> dict[str, Any]:
     """One headless locust run; returns the aggregated row of its CSV statistics."""
     prefix = workdir / f"locust-{users}-{wait}-{free_port()}"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--only-summary",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{seconds}s",
-        "--host",
-        host,
-        "--csv",
-        str(prefix),
-        "--stop-timeout",
-        "5",
-    ]
+    command = locust_command(
+        host, users=users, seconds=seconds, extra=("--csv", str(prefix), "--stop-timeout", "5")
+    )
     env = {**os.environ, "LOAD_WAIT": str(wait), "LOAD_PATH": path}
     subprocess.run(
         command,

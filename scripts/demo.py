@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.toolkit import cli, registry_ops
+from scripts.toolkit.load import locust_args
 from scripts.toolkit.metrics import MetricSource, PrometheusSource, ScrapeSource
 from scripts.toolkit.monitor import CheckResult, Monitor
 from scripts.toolkit.platform import lifecycle, tracks
@@ -80,29 +81,10 @@ def bar(percent: float, width: int = 20) -> str:
 def start_load(router: str, *, users: int, rate: float, logs: Path) -> ManagedProcess:
     """Steady load from locust, bounded to 15 minutes."""
     load = python_module(
-        "load",
-        "locust",
-        port=0,
-        log_dir=logs,
-        cwd=REPO,
-        args=[
-            "-f",
-            str(REPO / "scripts" / "toolkit" / "locustfile.py"),
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            "900s",
-            "--host",
-            router,
-            "--only-summary",
-            "--stop-timeout",
-            "5",
-        ],
+        "load", "locust", port=0, log_dir=logs, cwd=REPO,
+        args=locust_args(router, users=users, seconds=900, extra=("--stop-timeout", "5")),
         env={"LOAD_RATE": str(rate), "LOAD_FEEDBACK": "0.3", "LOAD_SEED": "7"},
-    )
+    )  # fmt: skip
     return load.start()
 
 

@@ -14,6 +14,7 @@ from scripts.toolkit.processes import free_port
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(420)  # the demo bounds itself at 5 minutes a rollout; it takes about 70 s
 def test_the_demo_promotes_one_canary_and_rolls_back_two(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,7 +26,7 @@ from scripts.toolkit.processes import free_port
 from scripts.toolkit.traffic.local import LocalBackend
 from tests.support.load import Load
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 
 
