@@ -21,14 +21,13 @@ from app.core.errors import ServiceError
 router = APIRouter(prefix="/v1", tags=["answers"])
 
 
-@router.post("/answer")
+@router.post("/answer", response_model=AnswerResponse)
 async def post_answer(
     body: AnswerRequest,
     ctx: Ctx,
-    response: Response,
     x_pin_prompt_version: Annotated[str | None, Header(max_length=64)] = None,
     x_admin_token: Annotated[str | None, Header()] = None,
-) -> AnswerResponse:
+) -> Response:
     """Answer a question from the given documents, or from the bundled knowledge base.
 
     Admins may pin the prompt version with `X-Pin-Prompt-Version` and `X-Admin-Token`, for
@@ -37,8 +36,13 @@ async def post_answer(
     if x_pin_prompt_version is not None:
         check_admin(ctx, x_admin_token)
     request_id = uuid.uuid4().hex
-    response.headers["X-Request-ID"] = request_id
-    return await answer(ctx, body, pinned=x_pin_prompt_version, request_id=request_id)
+    result = await answer(ctx, body, pinned=x_pin_prompt_version, request_id=request_id)
+    # Serialized once by the model we built: FastAPI would validate and encode it again.
+    return Response(
+        result.model_dump_json(),
+        media_type="application/json",
+        headers={"X-Request-ID": request_id},
+    )
 
 
 @router.post("/feedback", status_code=status.HTTP_202_ACCEPTED)
