@@ -1,0 +1,102 @@
+"""`ScrapeSource`: each arm's `/metrics` read directly, cumulative across process restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from scripts.toolkit.metrics.exposition import Sample, observe, parse_exposition
+from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, Ratio
+from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable
+
+
+@dataclass
+class _Counted:
+    """What ScrapeSource remembers of one series group at one URL."""
+
+    baseline: Observation  # the first reading of this process's lifetime (zero after a reset)
+    last: Observation  # the latest reading
+    carried: Observation  # counted in earlier lifetimes of the process (before resets)
+
+
+@dataclass
+class ScrapeSource:
+    """Reads each arm's `/metrics` URLs directly, relative to the first successful reading.
+
+    Each URL (one process) is followed on its own. When its counters go down since the last
+    reading, the process restarted: what it had counted until then is kept, and its new counts
+    are added from zero, so the observation stays cumulative over the whole analysis."""
+
+    timeout: float = 5.0
+    _counted: dict[tuple[str, str, str], _Counted] = field(default_factory=dict)
+    resets: list[str] = field(default_factory=list)
+
+    def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
+        """Observations since the first reading, per arm; MetricsUnavailable if a URL fails
+        (then nothing is remembered from this read)."""
+        queries, arms = list(queries), list(arms)
+        pages: dict[tuple[str, str], list[Sample]] = {}
+        with httpx.Client(timeout=self.timeout) as client:
+            for arm in arms:
+                for url in arm.urls:
+                    try:
+                        response = client.get(url)
+                        response.raise_for_status()
+                        pages[arm.name, url] = parse_exposition(response.text)
+                    except (httpx.HTTPError, ValueError) as exc:
+                        raise MetricsUnavailable(
+                            f"cannot read {arm.name} metrics at {url}: {exc}", exit_code=3
+                        ) from exc
+        result: dict[str, ArmData] = {}
+        for arm in arms:
+            data: ArmData = {}
+            for query in queries:
+                observation = observe([], query, arm.labels)  # nothing, if the arm has no URL
+                for url in arm.urls:
+                    current = observe(pages[arm.name, url], query, arm.labels)
+                    since = self._since_start((arm.name, url, query.name), current)
+                    observation = _plus(observation, since)
+                data[query.name] = observation
+            result[arm.name] = data
+        return result
+
+    def _since_start(self, key: tuple[str, str, str], current: Observation) -> Observation:
+        counted = self._counted.get(key)
+        if counted is None:
+            zero = _minus(current, current)
+            self._counted[key] = _Counted(baseline=current, last=current, carried=zero)
+            return zero
+        if _is_reset(current, counted.last):
+            self.resets.append(f"{key[0]}/{key[2]}")
+            counted.carried = _plus(counted.carried, _minus(counted.last, counted.baseline))
+            counted.baseline = _minus(current, current)
+        counted.last = current
+        return _plus(counted.carried, _minus(current, counted.baseline))
+
+
+# The remembered observations are typed as the union; these narrow both sides to one kind so
+# mypy checks each method call (a Self-typed Protocol would not accept the union as it is).
+def _minus(a: Observation, b: Observation) -> Observation:
+    if isinstance(a, Ratio) and isinstance(b, Ratio):
+        return a.minus(b)
+    if isinstance(a, Histogram) and isinstance(b, Histogram):
+        return a.minus(b)
+    raise TypeError("observations of different kinds")
+
+
+def _plus(a: Observation, b: Observation) -> Observation:
+    if isinstance(a, Ratio) and isinstance(b, Ratio):
+        return a.plus(b)
+    if isinstance(a, Histogram) and isinstance(b, Histogram):
+        return a.plus(b)
+    raise TypeError("observations of different kinds")
+
+
+def _is_reset(current: Observation, last: Observation) -> bool:
+    if isinstance(current, Ratio) and isinstance(last, Ratio):
+        return current.is_reset_from(last)
+    if isinstance(current, Histogram) and isinstance(last, Histogram):
+        return current.is_reset_from(last)
+    raise TypeError("observations of different kinds")
