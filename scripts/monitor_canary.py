@@ -105,7 +105,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     state_file = args.state_file or REPO / ".local" / "rollout" / f"{args.target}.json"
     # The Prometheus window starts with the rollout (resumed runs keep their start).
     monitor = Monitor(policy, target, ScrapeSource(), act=args.act, state_file=state_file)
-    monitor.source = _source(args, monitor.state.started_at)
+    monitor.attach(_source(args, monitor.state.started_at))
 
     def progress(result: CheckResult) -> None:
         elapsed = result.at - monitor.state.started_at

@@ -42,6 +42,7 @@ class RolloutState:
     checks: int = 0
     final: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    source_state: dict[str, Any] | None = None  # a scrape source's counts, to resume with them
 
     @classmethod
     def load(cls, path: Path | None) -> RolloutState | None:
@@ -129,6 +130,18 @@ class Monitor:
                 step_started_at=now,
             )
         self.queries = [m.query() for m in policy.metrics]
+        self.attach(source)
+
+    def attach(self, source: MetricSource) -> None:
+        """Read metrics from `source`; a resumed rollout gives it back what it had counted (a
+        scrape source's readings) so no data from before an interruption is lost."""
+        self.source = source
+        restore = getattr(source, "restore", None)
+        if restore is not None and self.state.source_state is not None:
+            try:
+                restore(self.state.source_state)
+            except ValueError as exc:
+                raise ToolkitError(f"{self.state_file}: {exc}; delete it to start over.") from exc
 
     def check(self) -> CheckResult:
         """Read, judge, decide, and act when told to."""
@@ -196,6 +209,9 @@ class Monitor:
                 )
             return "hold", [f"metrics unavailable ({missing:.0f} s): {exc.message}"], None
         state.last_data_at = now
+        export = getattr(self.source, "export_state", None)
+        if export is not None:
+            state.source_state = export()
         verdict = judge(self.policy, data["stable"], data["canary"])
         decision, reasons = verdict.decision, list(verdict.reasons)
         counts = {m: estimate(o).n for m, o in data["canary"].items()}

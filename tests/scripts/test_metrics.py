@@ -324,6 +324,32 @@ def test_scrape_keeps_the_counts_of_a_process_that_restarted(pages: Pages) -> No
     assert source.resets.count("stable/error_rate") == 1
 
 
+def test_scrape_state_survives_an_interrupted_monitor(pages: Pages) -> None:
+    """A resumed monitor restores what the source had counted: counts go on from the first
+    reading of the first run, JSON round trip included, and a restart in between is seen."""
+    process = pages.processes["a"] = Process()
+    arms = [Arm("stable", STABLE, (pages.url("a"),))]
+    first = ScrapeSource()
+    first.read(QUERIES, arms)
+    for _ in range(6):
+        process.answer()
+    process.error()
+    assert first.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(1, 7)
+    saved = json.loads(json.dumps(first.export_state()))
+
+    replacement = pages.processes["a"] = Process()  # restarted while nobody watched
+    replacement.answer()
+    resumed = ScrapeSource()
+    resumed.restore(saved)
+    data = resumed.read(QUERIES, arms)["stable"]
+    assert data["error_rate"] == Ratio(1, 8)
+    quality = data["quality_score"]
+    assert isinstance(quality, Histogram) and quality.count == 7
+    assert "stable/error_rate" in resumed.resets
+    with pytest.raises(ValueError, match="saved scrape state"):
+        ScrapeSource().restore({"counted": [{"key": ["x"]}]})
+
+
 def test_scrape_follows_each_replica_of_an_arm(pages: Pages) -> None:
     """Two replicas: one restarts while the other grows, so the arm's sum does not go down;
     the reset is still seen, per replica."""

@@ -218,3 +218,38 @@ def test_early_steps_move_on_without_harm_and_the_evidence_step_waits_for_a_pass
     assert result.action == "rolled back"
     assert "still undecided" in result.reasons[0]
     assert result.step == 50.0
+
+
+class RememberingSource(ScriptedSource):
+    """A scripted source that, like ScrapeSource, has state to save and restore."""
+
+    restored: dict | None = None
+
+    def export_state(self) -> dict:
+        """What a real source would remember: here, how many readings it served."""
+        return {"calls": self.calls}
+
+    def restore(self, state: dict) -> None:
+        """Take the saved state back."""
+        self.restored = state
+
+
+def test_a_resumed_monitor_gives_its_source_back_what_it_had_counted(
+    registry: Path, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    state = tmp_path / "state.json"
+    first = monitor(registry, RememberingSource(growing({})), clock, state)
+    for _ in range(3):
+        first.check()
+        clock.sleep(1)
+    saved = RolloutState.load(state)
+    assert saved is not None
+    assert saved.source_state == {"calls": 3}
+    source = RememberingSource(growing({}))
+    monitor(registry, source, clock, state)
+    assert source.restored == {"calls": 3}
+    # A fresh rollout (no saved state) restores nothing.
+    fresh = RememberingSource(growing({}))
+    monitor(registry, fresh, clock, tmp_path / "other.json")
+    assert fresh.restored is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -62,6 +63,36 @@ class ScrapeSource:
             result[arm.name] = data
         return result
 
+    def export_state(self) -> dict[str, Any]:
+        """What it remembers, JSON-ready: saved by the monitor so a resumed run keeps the counts
+        from before the interruption."""
+        return {
+            "counted": [
+                {
+                    "key": list(key),
+                    **{f: _dump(getattr(c, f)) for f in ("baseline", "last", "carried")},
+                }
+                for key, c in self._counted.items()
+            ],
+            "resets": list(self.resets),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what `export_state` saved; a process restarted meanwhile is noticed as a
+        reset on the next read, as usual."""
+        try:
+            self._counted = {
+                (e["key"][0], e["key"][1], e["key"][2]): _Counted(
+                    baseline=_load(e["baseline"]),
+                    last=_load(e["last"]),
+                    carried=_load(e["carried"]),
+                )
+                for e in state.get("counted", [])
+            }
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ValueError(f"the saved scrape state cannot be read: {exc}") from exc
+        self.resets = list(state.get("resets", []))
+
     def _since_start(self, key: tuple[str, str, str], current: Observation) -> Observation:
         counted = self._counted.get(key)
         if counted is None:
@@ -74,6 +105,27 @@ class ScrapeSource:
             counted.baseline = _minus(current, current)
         counted.last = current
         return _plus(counted.carried, _minus(current, counted.baseline))
+
+
+def _dump(observation: Observation) -> dict[str, Any]:
+    if isinstance(observation, Ratio):
+        return {"kind": "ratio", "hits": observation.hits, "total": observation.total}
+    return {
+        "kind": "histogram",
+        "bounds": list(observation.bounds),
+        "counts": list(observation.counts),
+        "total": observation.total,
+    }
+
+
+def _load(data: dict[str, Any]) -> Observation:
+    if data["kind"] == "ratio":
+        return Ratio(float(data["hits"]), float(data["total"]))
+    return Histogram(
+        tuple(float(b) for b in data["bounds"]),
+        tuple(float(c) for c in data["counts"]),
+        float(data["total"]),
+    )
 
 
 # The remembered observations are typed as the union; these narrow both sides to one kind so
