@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scripts.toolkit import cli
 from scripts.toolkit.evaluation import quality_gate
-from scripts.toolkit.policy import DEFAULT_POLICY
+from scripts.toolkit.options import add_policy_option
 
 
 def _positive_int(text: str) -> int:
@@ -65,12 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the service's APP_ADMIN_TOKEN, needed to pin versions (prefer the env variable)",
     )
     run = parser.add_argument_group("how to run")
-    run.add_argument(
-        "--policy",
-        type=Path,
-        default=Path(env("policy", str(DEFAULT_POLICY)) or ""),
-        help="rollout policy with the `evaluation:` section (default rollout/policy.yaml)",
-    )
+    add_policy_option(run, "its `evaluation:` section")
     run.add_argument("--dataset", default=env("dataset"), help="golden JSONL (default: policy's)")
     run.add_argument(
         "--limit",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from scripts.toolkit import cli
 from scripts.toolkit.experiment import DEFAULT_GUARDRAILS, METRICS, experiment_report
-from scripts.toolkit.policy import DEFAULT_POLICY
+from scripts.toolkit.options import add_policy_option
 
 
 def _list(name: str) -> list[str]:
@@ -100,12 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("min_samples"),
         help="observations of the primary metric each variant needs (default: the policy's)",
     )
-    rules.add_argument(
-        "--policy",
-        type=Path,
-        default=Path(env("policy", str(DEFAULT_POLICY)) or ""),
-        help="rollout policy: alpha, min_samples, guardrail margins (default rollout/policy.yaml)",
-    )
+    add_policy_option(rules, "alpha, min_samples and guardrail margins")
     return parser
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from scripts.toolkit import cli
 from scripts.toolkit.metrics import MetricSource, PrometheusSource, ScrapeSource
 from scripts.toolkit.monitor import CheckResult, Monitor
-from scripts.toolkit.options import REPO, add_target_options, build_target
-from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
+from scripts.toolkit.options import REPO, add_policy_option, add_target_options, build_target
+from scripts.toolkit.policy import load_policy
 from scripts.toolkit.report import decision_record, one_line
 
 EXIT_BY_DECISION = {
@@ -35,12 +35,7 @@ EXIT_BY_DECISION = {
 def build_parser() -> argparse.ArgumentParser:
     """Options of monitor_canary."""
     parser = cli.base_parser("python -m scripts.monitor_canary", __doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--policy",
-        type=Path,
-        default=Path(cli.env("policy", str(DEFAULT_POLICY)) or ""),
-        help="rollout policy file (env ROLLOUT_POLICY; default rollout/policy.yaml)",
-    )
+    add_policy_option(parser, "steps, timing and metrics")
     parser.add_argument(
         "--source",
         choices=["scrape", "prometheus"],

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from scripts.toolkit import cli, registry_ops
-from scripts.toolkit.options import add_target_options, build_target
-from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
+from scripts.toolkit.options import add_policy_option, add_target_options, build_target
+from scripts.toolkit.policy import load_policy
 from scripts.toolkit.targets import CodeTarget, PromptTarget
 
 
@@ -43,12 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=cli.env("candidate"),
         help="prompt rollouts: the version to make canary if none is",
     )
-    parser.add_argument(
-        "--policy",
-        type=Path,
-        default=Path(cli.env("policy", str(DEFAULT_POLICY)) or ""),
-        help="rollout policy, for its steps (default rollout/policy.yaml)",
-    )
+    add_policy_option(parser, "its steps")
     add_target_options(parser)
     return parser
 

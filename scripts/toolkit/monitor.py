@@ -26,8 +26,6 @@ from scripts.toolkit.metrics import MetricSource, MetricsUnavailable
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.targets import RolloutTarget
 
-FINAL_ACTIONS = ("promoted", "rolled back")
-
 
 @dataclass
 class RolloutState:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scripts.toolkit.cli import ToolkitError, env
+from scripts.toolkit.cli import env
+from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
 from scripts.toolkit.traffic.factory import BACKENDS, build_backend
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PLATFORM_DIR = REPO / ".local" / "platform"
+
+
+def add_policy_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str) -> None:
+    """--policy, the rollout policy file; `what` says what the command reads from it."""
+    parser.add_argument(
+        "--policy", type=Path, default=Path(env("policy", str(DEFAULT_POLICY)) or ""),
+        help=f"rollout policy: {what} (env ROLLOUT_POLICY; default rollout/policy.yaml)",
+    )  # fmt: skip
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -101,9 +110,3 @@ def build_target(args: argparse.Namespace) -> RolloutTarget:
         stable_urls=args.stable_url or urls.get("stable", []),
         canary_urls=args.canary_url or urls.get("canary", []),
     )
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise a usage error unless `condition`."""
-    if not condition:
-        raise ToolkitError(message)
