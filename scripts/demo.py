@@ -101,7 +101,7 @@ def run_rollout(
 ) -> Rollout:
     """Drive one rollout to its end with the monitor acting on every decision."""
     say(f"\n== {rollout.title}")
-    monitor = Monitor(policy, target, ScrapeSource(), act=True, state_file=None)
+    monitor = Monitor(policy, target, None, act=True, state_file=None)
     source, source_name = source_for(state_dir, monitor.state.started_at)
     monitor.attach(source)
     say(f"   metrics: {source_name}; checking every {policy.interval_seconds:g} s")

@@ -99,7 +99,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     target = build_target(args)
     state_file = args.state_file or REPO / ".local" / "rollout" / f"{args.target}.json"
     # The Prometheus window starts with the rollout (resumed runs keep their start).
-    monitor = Monitor(policy, target, ScrapeSource(), act=args.act, state_file=state_file)
+    monitor = Monitor(policy, target, None, act=args.act, state_file=state_file)
     monitor.attach(_source(args, monitor.state.started_at))
 
     def progress(result: CheckResult) -> None:

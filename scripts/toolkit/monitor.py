@@ -97,7 +97,7 @@ class Monitor:
         self,
         policy: Policy,
         target: RolloutTarget,
-        source: MetricSource,
+        source: MetricSource | None,
         *,
         act: bool,
         state_file: Path | None = None,
@@ -106,7 +106,6 @@ class Monitor:
     ) -> None:
         self.policy = policy
         self.target = target
-        self.source = source
         self.act = act
         self.state_file = state_file
         self.clock = clock
@@ -128,7 +127,11 @@ class Monitor:
                 step_started_at=now,
             )
         self.queries = [m.query() for m in policy.metrics]
-        self.attach(source)
+        # A source that depends on the rollout's start (Prometheus) is attached once the state
+        # says when that was: pass None, then call `attach`.
+        self.source: MetricSource | None = None
+        if source is not None:
+            self.attach(source)
 
     def attach(self, source: MetricSource) -> None:
         """Read metrics from `source`; a resumed rollout gives it back what it had counted (a
@@ -192,6 +195,8 @@ class Monitor:
         state = self.state
         try:
             stable_arm, canary_arm = self.target.arms()
+            if self.source is None:
+                raise ToolkitError("the monitor has no metric source; call attach() first.")
             data = self.source.read(self.queries, (stable_arm, canary_arm))
         except MetricsUnavailable as exc:
             since = state.last_data_at if state.last_data_at is not None else state.started_at
