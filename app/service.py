@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from app.core.config import Settings
 from app.core.metrics import ServiceMetrics
@@ -15,45 +16,43 @@ from app.registry.loader import Registry
 from app.registry.store import RegistryStore, ReloadResult
 
 VariantLabels = tuple[str, str, str, str]  # prompt, prompt_version, model, model_version
+V = TypeVar("V")
 
 
-class FeedbackLog:
-    """Which variant served each recent request id, so feedback is counted for the right one."""
+class Recent(Generic[V]):
+    """A bounded map of recent keys: the oldest is forgotten beyond `capacity`."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, VariantLabels] = OrderedDict()
+        self._items: OrderedDict[str, V] = OrderedDict()
 
-    def remember(self, request_id: str, labels: VariantLabels) -> None:
-        """Record the variant of `request_id`, forgetting the oldest beyond capacity."""
-        self._items[request_id] = labels
+    def remember(self, key: str, value: V) -> None:
+        """Record `value` for `key`, as the newest entry."""
+        self._items[key] = value
+        self._items.move_to_end(key)
         if len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
-    def lookup(self, request_id: str) -> VariantLabels | None:
-        """The variant of `request_id`, if it is still remembered."""
-        return self._items.get(request_id)
+    def lookup(self, key: str) -> V | None:
+        """The value of `key`, if it is still remembered."""
+        return self._items.get(key)
 
 
-class RecentUnits:
+class FeedbackLog(Recent[VariantLabels]):
+    """Which variant served each recent request id, so feedback is counted for the right one."""
+
+
+class RecentUnits(Recent[None]):
     """Users (or sessions) seen lately, to count each once per variant for the sample-ratio check.
 
     Bounded: a unit forgotten and seen again counts again, equally often in every variant, so
     the ratio between variants stays unbiased."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[str, None] = OrderedDict()
-
     def first_seen(self, key: str) -> bool:
         """True the first time `key` is seen (within the window)."""
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return True
+        new = key not in self._items
+        self.remember(key, None)
+        return new
 
 
 @dataclass
