@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.main import create_app
-from app.registry.loader import RegistryError, load_registry
+from contract.registry.loader import RegistryError, load_registry
+from contract.tracks import TRACKS
 
 
 class DrainingServer(uvicorn.Server):
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (APP_PORT, default 8000)")
     parser.add_argument(
         "--track",
-        choices=["stable", "canary", "blue", "green"],
+        choices=TRACKS,
         help="track label on metrics (APP_TRACK)",
     )
     args = parser.parse_args(argv)

@@ -11,9 +11,10 @@ from app.core.errors import ServiceError
 from app.knowledge.retrieval import Document
 from app.providers.base import ChatCall, ProviderError
 from app.quality import assess, cited_numbers
-from app.registry.loader import Registry
-from app.registry.schema import ModelVersion, PromptVersion
 from app.service import ServiceContext
+from contract.metrics import Variant
+from contract.registry.loader import Registry
+from contract.registry.schema import ModelVersion, PromptVersion
 
 PROVIDER_STATUS = {"timeout": 504, "unavailable": 503, "rejected": 502, "bad_response": 502}
 
@@ -57,22 +58,30 @@ async def answer(
     version = choose_variant(registry, name, unit_id, pinned=pinned)
     model = registry.model_for(version)
     m = ctx.metrics
-    labels = (*m.base, version.name, version.version, model.name, model.version)
+    variant = Variant(
+        track=ctx.settings.track,
+        app_version=ctx.settings.version,
+        prompt=version.name,
+        prompt_version=version.version,
+        model=model.name,
+        model_version=model.version,
+    )
+    labels = variant.labels()
     if ctx.units.first_seen(f"{version.salt}:{unit_id}"):
-        m.units.labels(*labels).inc()
+        m.units.labels(**labels).inc()
     try:
-        return await _answer(ctx, body, version, model, labels, request_id, started)
+        return await _answer(ctx, body, version, model, variant, request_id, started)
     except ServiceError:
-        m.answers.labels(*labels, "error").inc()
+        m.answers.labels(**labels, outcome="error").inc()
         raise
     except ProviderError as exc:
-        m.model_errors.labels(*labels, exc.kind).inc()
-        m.answers.labels(*labels, "error").inc()
+        m.model_errors.labels(**labels, reason=exc.kind).inc()
+        m.answers.labels(**labels, outcome="error").inc()
         raise ServiceError(
             PROVIDER_STATUS[exc.kind], exc.message, reason=f"provider_{exc.kind}"
         ) from exc
     except Exception:
-        m.answers.labels(*labels, "error").inc()
+        m.answers.labels(**labels, outcome="error").inc()
         raise
 
 
@@ -81,7 +90,7 @@ async def _answer(
     body: AnswerRequest,
     version: PromptVersion,
     model: ModelVersion,
-    labels: tuple[str, ...],
+    variant: Variant,
     request_id: str,
     started: float,
 ) -> AnswerResponse:
@@ -112,16 +121,17 @@ async def _answer(
     ) / 1000
     elapsed = time.perf_counter() - started
     m = ctx.metrics
-    m.answers.labels(*labels, "refused" if signals.refused else "answered").inc()
-    m.answer_duration.labels(*labels).observe(elapsed)
-    m.tokens.labels(*labels, "prompt").inc(result.prompt_tokens)
-    m.tokens.labels(*labels, "completion").inc(result.completion_tokens)
-    m.cost.labels(*labels).observe(cost)
-    m.quality.labels(*labels).observe(signals.score)
-    m.groundedness.labels(*labels).observe(signals.groundedness)
+    labels = variant.labels()
+    m.answers.labels(**labels, outcome="refused" if signals.refused else "answered").inc()
+    m.answer_duration.labels(**labels).observe(elapsed)
+    m.tokens.labels(**labels, kind="prompt").inc(result.prompt_tokens)
+    m.tokens.labels(**labels, kind="completion").inc(result.completion_tokens)
+    m.cost.labels(**labels).observe(cost)
+    m.quality.labels(**labels).observe(signals.score)
+    m.groundedness.labels(**labels).observe(signals.groundedness)
     if signals.cited:
-        m.citations.labels(*labels).inc()
-    ctx.feedback.remember(request_id, (labels[2], labels[3], labels[4], labels[5]))
+        m.citations.labels(**labels).inc()
+    ctx.feedback.remember(request_id, variant)
 
     citations = [
         Citation(number=n, document_id=documents[n - 1].id, title=documents[n - 1].title)

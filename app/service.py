@@ -12,10 +12,10 @@ from app.core.config import Settings
 from app.core.metrics import ServiceMetrics
 from app.knowledge.retrieval import Retriever
 from app.providers.base import ChatCall, Provider, ProviderError
-from app.registry.loader import Registry
 from app.registry.store import RegistryStore, ReloadResult
+from contract.metrics import Variant
+from contract.registry.loader import Registry
 
-VariantLabels = tuple[str, str, str, str]  # prompt, prompt_version, model, model_version
 V = TypeVar("V")
 
 
@@ -38,7 +38,7 @@ class Recent(Generic[V]):
         return self._items.get(key)
 
 
-class FeedbackLog(Recent[VariantLabels]):
+class FeedbackLog(Recent[Variant]):
     """Which variant served each recent request id, so feedback is counted for the right one."""
 
 

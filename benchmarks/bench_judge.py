@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.core.metrics import COST_BUCKETS, SCORE_BUCKETS  # noqa: E402
+from contract.metrics import COST_BUCKETS, SCORE_BUCKETS  # noqa: E402
 from scripts.toolkit.judge import estimate  # noqa: E402
 from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, Ratio  # noqa: E402
 from scripts.toolkit.monitor import CheckResult, Monitor  # noqa: E402

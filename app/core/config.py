@@ -9,9 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from contract.files import REPO_ROOT
+from contract.tracks import Track
 
-Track = Literal["stable", "canary", "blue", "green"]
 ProviderKind = Literal["embedded", "openai-compatible", "azure-openai"]
 
 # Values a forker might leave in place; refused outside development so they never reach production.
@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Identity: shown in /version and as the `track` and `app_version` label of every metric.
-    track: Track = "stable"
+    track: Track = Track.STABLE
     version: str = "dev"
     git_sha: str = "unknown"
 

@@ -4,56 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-BASE = ("track", "app_version")
-VARIANT = (*BASE, "prompt", "prompt_version", "model", "model_version")
+from contract import metrics as names
+from contract.metrics import (
+    BASE_LABELS,
+    COST_BUCKETS,
+    LATENCY_BUCKETS,
+    SCORE_BUCKETS,
+    VARIANT_LABELS,
+    family,
+)
 
-# Fine enough to read a p95 anywhere between 50 and 500 ms.
-LATENCY_BUCKETS = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.125,
-    0.15,
-    0.2,
-    0.25,
-    0.3,
-    0.35,
-    0.4,
-    0.5,
-    0.6,
-    0.75,
-    1.0,
-    1.5,
-    2.5,
-    5.0,
-    10.0,
-)
-COST_BUCKETS = (
-    1e-6,
-    2.5e-6,
-    5e-6,
-    1e-5,
-    2.5e-5,
-    5e-5,
-    7.5e-5,
-    1e-4,
-    1.5e-4,
-    2e-4,
-    3e-4,
-    5e-4,
-    7.5e-4,
-    1e-3,
-    2.5e-3,
-    5e-3,
-    1e-2,
-    2.5e-2,
-    5e-2,
-    0.1,
-)
-SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+BASE = BASE_LABELS
+VARIANT = VARIANT_LABELS
 
 
 class ServiceMetrics:
@@ -84,13 +46,13 @@ class ServiceMetrics:
         )
         self.inflight = Gauge("app_inflight_requests", "Requests being served.", BASE, registry=r)
         self.answers = Counter(
-            "app_answers",
+            family(names.ANSWERS),
             "Answers by variant and outcome (answered, refused, error).",
             (*VARIANT, "outcome"),
             registry=r,
         )
         self.answer_duration = Histogram(
-            "app_answer_duration_seconds",
+            names.ANSWER_DURATION,
             "End-to-end answer latency by variant.",
             VARIANT,
             buckets=LATENCY_BUCKETS,
@@ -109,20 +71,20 @@ class ServiceMetrics:
             registry=r,
         )
         self.cost = Histogram(
-            "app_answer_cost_usd",
+            names.ANSWER_COST,
             "Estimated model cost of each answer in US dollars, by variant (_sum: total cost).",
             VARIANT,
             buckets=COST_BUCKETS,
             registry=r,
         )
         self.units = Counter(
-            "app_experiment_units",
+            family(names.EXPERIMENT_UNITS),
             "Users (or sessions) seen for the first time per variant: the sample-ratio check.",
             VARIANT,
             registry=r,
         )
         self.quality = Histogram(
-            "app_quality_score",
+            names.QUALITY_SCORE,
             "Online quality score of answers (0..1) by variant.",
             VARIANT,
             buckets=SCORE_BUCKETS,
@@ -142,13 +104,13 @@ class ServiceMetrics:
             registry=r,
         )
         self.feedback = Counter(
-            "app_feedback",
+            family(names.FEEDBACK),
             "User feedback by variant and rating (up, down).",
             (*VARIANT, "rating"),
             registry=r,
         )
         self.info = Gauge(
-            "app_build_info", "Build of this process (always 1).", (*BASE, "git_sha"), registry=r
+            names.BUILD_INFO, "Build of this process (always 1).", (*BASE, "git_sha"), registry=r
         )
         self.info.labels(*self.base, git_sha).set(1)
         self.ready = Gauge(
@@ -161,7 +123,7 @@ class ServiceMetrics:
             registry=r,
         )
         self.registry_reloads = Counter(
-            "app_registry_reloads",
+            family(names.REGISTRY_RELOADS),
             "Registry changes applied (reloaded) or refused (rejected).",
             (*BASE, "outcome"),
             registry=r,

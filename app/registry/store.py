@@ -9,12 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.registry.loader import Registry, RegistryError, folder_digest, load_registry
+from contract.registry.loader import Registry, RegistryError, folder_digest, load_registry
+from contract.registry.writing import writer_active
 
 log = logging.getLogger(__name__)
-
-WRITER_LOCK = ".writing"
-WRITER_LOCK_TTL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class RegistryStore:
             digest = folder_digest(self.root)
         except OSError as exc:
             return self._finish(ReloadResult("rejected", "", f"{self.root}: {exc}."), log_it=True)
-        if not force and self._writer_active():
+        if not force and writer_active(self.root):
             return ReloadResult("deferred", digest)
         if not force and digest == self.current.digest:
             if self.last_error is not None:
@@ -69,15 +67,6 @@ class RegistryStore:
         self._rejected_digest = None
         self.last_success = time.time()
         return self._finish(ReloadResult("reloaded" if changed else "unchanged", registry.digest))
-
-    def _writer_active(self) -> bool:
-        # The toolkit writes a multi-file change under a `.writing` lock: wait for the whole
-        # change rather than refuse its half-written middle. A stale lock (writer died) expires.
-        lock = self.root / WRITER_LOCK
-        try:
-            return time.time() - lock.stat().st_mtime < WRITER_LOCK_TTL_SECONDS
-        except FileNotFoundError:
-            return False
 
     def _finish(self, result: ReloadResult, *, log_it: bool = False) -> ReloadResult:
         if log_it:

@@ -9,19 +9,16 @@ idempotent: re-running it after an interruption finishes the same change.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from app.registry.loader import Registry, RegistryError, load_registry
-from app.registry.store import WRITER_LOCK
+from contract.files import atomic_write
+from contract.registry.loader import Registry, RegistryError, load_registry
+from contract.registry.writing import writing
 from scripts.toolkit.cli import ToolkitError
 
 
@@ -58,17 +55,6 @@ def rollout_state(registry_dir: Path, prompt: str) -> PromptRollout:
     )
 
 
-@contextlib.contextmanager
-def writing(registry_dir: Path) -> Iterator[None]:
-    """Hold the registry's writer lock while a multi-file change is written."""
-    lock = registry_dir / WRITER_LOCK
-    lock.write_text(f"pid {os.getpid()}\n", encoding="utf-8")
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
 def _path(registry_dir: Path, prompt: str, version: str) -> Path:
     return registry_dir / "prompts" / prompt / f"{version}.yaml"
 
@@ -95,10 +81,7 @@ def _update(path: Path, **fields: Any) -> None:
     new_text = "\n".join(lines) + "\n"
     if {k: (yaml.safe_load(new_text) or {}).get(k) for k in fields} != fields:
         raise ToolkitError(f"{path}: could not set {', '.join(fields)} safely; edit it by hand.")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(new_text)
-    os.replace(temporary, path)
+    atomic_write(path, new_text)
 
 
 def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
@@ -110,12 +93,8 @@ def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
     if rollout_state(registry_dir, prompt).production == source.stem:
         raise ToolkitError(f"{prompt} {source.stem} is already in production.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(source.read_text(encoding="utf-8"))
-    Path(temporary).chmod(0o644)
     with writing(registry_dir):
-        os.replace(temporary, target)
+        atomic_write(target, source.read_text(encoding="utf-8"))
         _update(target, status="retired", traffic_percentage=0.0)
     _verified(registry_dir, prompt)
     return target

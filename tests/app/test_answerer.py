@@ -18,9 +18,9 @@ from app.model_server.answerer import (
     answer,
     parse_prompt,
 )
-from app.registry.loader import load_registry
-from app.registry.schema import PromptVersion
 from app.text import count_tokens
+from contract.registry.loader import load_registry
+from contract.registry.schema import PromptVersion
 from tests.app.helpers import KB_DIR, REGISTRY_DIR, REPO, golden_rows
 
 CONTEXT = """\

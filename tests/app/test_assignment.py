@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.registry.assignment import BUCKETS, bucket, in_canary
+from contract.assignment import BUCKETS, bucket, in_canary
 
 # PUBLISHED TEST VECTORS. These (unit_id, salt, bucket) triples are the assignment contract:
 # every other implementation (the local router, a gateway, a client SDK) must reproduce them

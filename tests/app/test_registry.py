@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.registry.loader import RegistryError, folder_digest, load_registry
-from app.registry.schema import Parameters, PromptVersion
 from app.registry.store import RegistryStore, ReloadResult
+from contract.registry.loader import RegistryError, folder_digest, load_registry
+from contract.registry.schema import Parameters, PromptVersion
 from tests.app.helpers import PROMPT, REGISTRY_DIR, prompt_yaml, write_registry
 
 CANARY = prompt_yaml(status="canary", traffic_percentage=50)

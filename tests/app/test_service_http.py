@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.assignment import in_canary
-from app.registry.loader import load_registry
+from contract.assignment import in_canary
+from contract.registry.loader import load_registry
 from scripts.toolkit.processes import ManagedProcess
 from tests.conftest import ADMIN_TOKEN, REPO, StartApp
 from tests.support.http import assert_error

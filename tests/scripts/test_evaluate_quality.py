@@ -15,7 +15,7 @@ import httpx
 import pytest
 from scipy import stats as scipy_stats
 
-from app.registry.loader import load_registry
+from contract.registry.loader import load_registry
 from scripts.evaluate_quality import main
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.evaluation import (

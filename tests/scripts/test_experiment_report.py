@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 from scipy import stats as scipy_stats
 
 from app.core.metrics import ServiceMetrics
-from app.registry.assignment import in_canary
+from contract.assignment import in_canary
 from scripts.experiment_report import main
 from scripts.toolkit.experiment import (
     chi_square_sf,

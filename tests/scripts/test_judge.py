@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from app.core.metrics import COST_BUCKETS, SCORE_BUCKETS
+from contract.metrics import COST_BUCKETS, SCORE_BUCKETS
 from scripts.toolkit.judge import MetricVerdict, Verdict, critical_tests, judge, judge_metric
 from scripts.toolkit.metrics import ArmData, Histogram, Ratio
 from scripts.toolkit.policy import DEFAULT_POLICY, MetricPolicy, Policy, load_policy

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.registry.assignment import in_canary
+from contract.assignment import in_canary
 from scripts import local_platform
 from scripts.toolkit.platform import core, launch, tracks
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore

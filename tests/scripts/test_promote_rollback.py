@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.registry.loader import load_registry
+from contract.registry.loader import load_registry
 from scripts import promote, rollback
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_OK, EXIT_USAGE, ToolkitError

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from app.registry.assignment import in_canary
+from contract.assignment import in_canary
 from scripts.toolkit.platform.routing import SALT, RoutingError, RoutingTable, unit_id
 from scripts.toolkit.platform.state import PlatformState, StateStore
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module

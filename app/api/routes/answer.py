@@ -48,8 +48,9 @@ async def post_answer(
 @router.post("/feedback", status_code=status.HTTP_202_ACCEPTED)
 async def post_feedback(body: FeedbackRequest, ctx: Ctx) -> FeedbackResponse:
     """Rate an earlier answer `up` or `down`; counted for the variant that produced it."""
-    labels = ctx.feedback.lookup(body.request_id)
-    if labels is None:
+    variant = ctx.feedback.lookup(body.request_id)
+    if variant is None:
         raise ServiceError(404, "Unknown or expired request_id.", reason="unknown_request_id")
-    ctx.metrics.feedback.labels(*ctx.metrics.base, *labels, body.rating).inc()
-    return FeedbackResponse(status="recorded", prompt=VersionRef(name=labels[0], version=labels[1]))
+    ctx.metrics.feedback.labels(**variant.labels(), rating=body.rating).inc()
+    prompt = VersionRef(name=variant.prompt, version=variant.prompt_version)
+    return FeedbackResponse(status="recorded", prompt=prompt)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from app.registry.loader import RegistryError, load_registry
+from contract.files import atomic_write
+from contract.registry.loader import RegistryError, load_registry
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
 
@@ -78,14 +77,9 @@ def evaluation_path(target: str, *, registry_dir: Path, evaluation: Evaluation) 
 
 
 def write_evaluation(path: Path, record: Mapping[str, Any], *, registry_dir: Path | None) -> None:
-    """Write atomically (a hidden temporary file, then a rename), then check that the registry
-    still loads when the file is inside it."""
+    """Write atomically, then check that the registry still loads when the file is inside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".evaluation-", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(record, out, indent=2, allow_nan=False)
-        out.write("\n")
-    os.replace(temporary, path)
+    atomic_write(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
     if registry_dir is not None and path.resolve().is_relative_to(registry_dir.resolve()):
         try:
             load_registry(registry_dir)

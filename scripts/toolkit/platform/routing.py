@@ -1,7 +1,7 @@
 """The router's routing table: backends and weights per track, validated, immutable, sticky.
 
 A request's unit (its user, else its session, else a random id) falls in a bucket by the
-contract of `app/registry/assignment.py` with the salt `router`. Tracks own consecutive bucket
+contract of `contract/assignment.py` with the salt `router`. Tracks own consecutive bucket
 ranges in the order canary, green, blue, stable, so the canary always owns buckets from 0:
 raising it from 5% to 20% only adds users, and lowering it sends the same users back.
 """
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.registry.assignment import BUCKETS, bucket
+from contract.assignment import BUCKETS, bucket
+from contract.tracks import Track
 
 SALT = "router"
-TRACKS = ("canary", "green", "blue", "stable")  # bucket order: the canary starts at 0
+# Bucket order: the canary starts at 0.
+TRACKS = (Track.CANARY.value, Track.GREEN.value, Track.BLUE.value, Track.STABLE.value)
 
 
 class RoutingError(ValueError):

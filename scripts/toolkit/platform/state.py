@@ -22,12 +22,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from contract.tracks import TRACKS
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.processes import pid_running
 
 STATE_FILE = "state.json"
 SCHEMA_VERSION = 1
-APP_TRACKS = ("stable", "canary", "blue", "green")
+APP_TRACKS = TRACKS
 
 
 def now() -> str:

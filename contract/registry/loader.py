@@ -12,8 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from app.registry.assignment import in_canary
-from app.registry.schema import ModelVersion, PromptVersion
+from contract.assignment import in_canary
+from contract.registry.schema import ModelVersion, PromptVersion
+from contract.validation import first_error
 
 ACTIVE = ("production", "canary")
 
@@ -92,13 +93,6 @@ def folder_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    message = str(first["msg"]).removeprefix("Value error, ")
-    where = ".".join(str(part) for part in first["loc"])
-    return f"field '{where}': {message}" if where else message
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -127,7 +121,7 @@ def _load_models(root: Path) -> dict[str, ModelVersion]:
         try:
             model = ModelVersion.model_validate(data)
         except ValidationError as exc:
-            raise RegistryError(f"{config}: {_describe(exc)}.") from exc
+            raise RegistryError(f"{config}: {first_error(exc)}.") from exc
         if (model.name, model.version) != (name, version):
             raise RegistryError(
                 f"{config}: name/version {model.ref} do not match the folder {name}/{version}."
@@ -146,7 +140,7 @@ def _load_prompts(root: Path, models: dict[str, ModelVersion]) -> dict[str, Prom
         try:
             prompt = PromptVersion.model_validate(data)
         except ValidationError as exc:
-            raise RegistryError(f"{path}: {_describe(exc)}.") from exc
+            raise RegistryError(f"{path}: {first_error(exc)}.") from exc
         if (prompt.name, prompt.version) != (name, version):
             raise RegistryError(
                 f"{path}: name/version {prompt.name}/{prompt.version} do not match the file name."

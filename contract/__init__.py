@@ -1,0 +1,1 @@
+"""The service contract: what the rollout toolkit and any service it deploys agree on."""

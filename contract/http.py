@@ -1,0 +1,25 @@
+"""HTTP surface the toolkit relies on: paths, headers, and the fields of `/version`."""
+
+from __future__ import annotations
+
+# Paths.
+ANSWER_PATH = "/v1/answer"
+FEEDBACK_PATH = "/v1/feedback"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+VERSION_PATH = "/version"
+METRICS_PATH = "/metrics"
+RELOAD_PATH = "/admin/registry/reload"
+
+# Headers.
+# Admin features: pinning, forcing a registry reload (a header name, not a secret).
+ADMIN_TOKEN_HEADER = "X-Admin-Token"  # noqa: S105  # nosec B105
+PIN_PROMPT_VERSION_HEADER = "X-Pin-Prompt-Version"  # serve this prompt version (admin only)
+USER_ID_HEADER = "X-User-ID"  # the unit the router assigns when the body carries none
+
+# `/version` fields the toolkit reads.
+VERSION_APP_VERSION = "app_version"
+VERSION_GIT_SHA = "git_sha"
+VERSION_TRACK = "track"
+VERSION_REGISTRY = "registry"  # {"digest", "prompts": {name: [{version, status, ...}]}, ...}
+VERSION_FIELDS = (VERSION_APP_VERSION, VERSION_GIT_SHA, VERSION_TRACK, VERSION_REGISTRY)

@@ -1,0 +1,75 @@
+"""Metric and label names the toolkit reads from a service, and the variant that labels them.
+
+Names here are the *exposed* family names, as PromQL and `/metrics` spell them (a counter's
+`_total` included). A replacement service must expose the families the rollout policy reads
+(`rollout/policy.yaml`) with these labels; docs/service-contract.md lists them per feature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Labels every series carries.
+TRACK = "track"
+APP_VERSION = "app_version"
+# Labels of the series that belong to one prompt/model variant.
+PROMPT = "prompt"
+PROMPT_VERSION = "prompt_version"
+MODEL = "model"
+MODEL_VERSION = "model_version"
+
+BASE_LABELS = (TRACK, APP_VERSION)
+VARIANT_LABELS = (*BASE_LABELS, PROMPT, PROMPT_VERSION, MODEL, MODEL_VERSION)
+
+# Families (exposed names).
+ANSWERS = "app_answers_total"  # label `outcome`: answered | refused | error
+ANSWER_DURATION = "app_answer_duration_seconds"  # histogram
+QUALITY_SCORE = "app_quality_score"  # histogram, 0..1
+ANSWER_COST = "app_answer_cost_usd"  # histogram
+FEEDBACK = "app_feedback_total"  # label `rating`: up | down
+EXPERIMENT_UNITS = "app_experiment_units_total"  # users first seen per variant
+REGISTRY_RELOADS = "app_registry_reloads_total"  # label `outcome`: reloaded | rejected
+BUILD_INFO = "app_build_info"
+
+OUTCOMES = ("answered", "refused", "error")
+RATINGS = ("up", "down")
+
+# Histogram buckets shared by the service and the simulations that stand in for it.
+# Fine enough to read a p95 anywhere between 50 and 500 ms.
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3,
+    0.35, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+)  # fmt: skip
+COST_BUCKETS = (
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 7.5e-5, 1e-4, 1.5e-4, 2e-4,
+    3e-4, 5e-4, 7.5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
+)  # fmt: skip
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+def family(exposed: str) -> str:
+    """The name prometheus_client takes for an exposed family (a counter's `_total` dropped)."""
+    return exposed.removesuffix("_total")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Who served an answer: the instance (track, app version) and the prompt/model variant."""
+
+    track: str
+    app_version: str
+    prompt: str
+    prompt_version: str
+    model: str
+    model_version: str
+
+    def labels(self) -> dict[str, str]:
+        """The variant's label values by label name (never positional)."""
+        return {
+            TRACK: self.track,
+            APP_VERSION: self.app_version,
+            PROMPT: self.prompt,
+            PROMPT_VERSION: self.prompt_version,
+            MODEL: self.model,
+            MODEL_VERSION: self.model_version,
+        }
