@@ -7,11 +7,11 @@ import random
 import time
 
 from app.api.schemas import AnswerRequest, AnswerResponse, Citation, Quality, Usage, VersionRef
+from app.context import ServiceContext
 from app.core.errors import ServiceError
 from app.knowledge.retrieval import Document
 from app.providers.base import ChatCall, ProviderError
 from app.quality import assess, cited_numbers
-from app.service import ServiceContext
 from contract.metrics import Variant
 from contract.registry.loader import Registry
 from contract.registry.schema import ModelVersion, PromptVersion

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, answer, health
+from app.context import FeedbackLog, Readiness, RecentUnits, ServiceContext, export_registry
 from app.core.config import Settings, get_settings
 from app.core.errors import ServiceError
 from app.core.metrics import ServiceMetrics
@@ -21,7 +22,6 @@ from app.core.middleware import ObservabilityMiddleware
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
 from app.registry.store import RegistryStore
-from app.service import FeedbackLog, Readiness, RecentUnits, ServiceContext, export_registry
 
 log = logging.getLogger("app")
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from app.context import ServiceContext
 from app.core.errors import ServiceError
-from app.service import ServiceContext
 
 
 async def get_ctx(request: Request) -> ServiceContext:

@@ -26,7 +26,7 @@ from scripts.toolkit.experiment import (
 )
 from scripts.toolkit.metrics import Histogram
 from scripts.toolkit.processes import ManagedProcess, free_port
-from scripts.toolkit.prometheus import prometheus_binary, start_prometheus, write_targets
+from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
 from tests.conftest import REPO, StartApp
 from tests.support.polling import poll_until
 from tests.support.registry import add_prompt

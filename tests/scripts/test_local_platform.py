@@ -23,10 +23,10 @@ import pytest
 
 from contract.assignment import in_canary
 from scripts import local_platform
-from scripts.toolkit.platform import core, launch, tracks
+from scripts.toolkit.platform import launch, operations, tracks
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 from scripts.toolkit.processes import free_port, pid_running, process_identity, stop_pid
-from scripts.toolkit.prometheus import prometheus_binary
+from scripts.toolkit.prometheus_server import prometheus_binary
 from scripts.toolkit.traffic.local import LocalBackend
 from tests.conftest import REPO
 from tests.support.metrics import parse_metrics
@@ -378,7 +378,9 @@ def test_interrupted_replacement_is_adopted_or_stopped_by_the_next_operation(
 
     routed = half_deployed()
     # Interrupted after the router was switched, before the state file said so.
-    core.client_for(platform.state).update(lambda t: core.with_backend(t, "canary", routed.url))
+    operations.client_for(platform.state).update(
+        lambda t: operations.with_backend(t, "canary", routed.url)
+    )
     code, envelope = platform.cli("up")
     assert code == 0, envelope
     assert platform.state.processes["canary"].pid == routed.pid, "adopted as the canary"
@@ -397,7 +399,7 @@ def test_interrupted_promote_finishes_on_rerun_even_with_the_canary_dead(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(core, "replace_track", interrupted)
+        patch.setattr(operations, "replace_track", interrupted)
         with pytest.raises(KeyboardInterrupt):
             backend.promote_canary()
     assert platform.state.intent is not None, "the promotion is recorded before it acts"

@@ -35,7 +35,7 @@ from scripts.toolkit.metrics import (
 )
 from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
 from scripts.toolkit.processes import ManagedProcess, free_port
-from scripts.toolkit.prometheus import prometheus_binary, start_prometheus, write_targets
+from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
 from tests.conftest import REPO, StartApp
 from tests.support.metrics import Metrics, parse_metrics
 from tests.support.polling import poll_until

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from scripts.toolkit.metrics.exposition import observe, parse_exposition
 from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, Ratio, ratio
-from scripts.toolkit.metrics.prometheus import PrometheusSource
+from scripts.toolkit.metrics.promql import PrometheusSource
 from scripts.toolkit.metrics.scrape import ScrapeSource
 from scripts.toolkit.metrics.selectors import Selector
 from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricSource, MetricsUnavailable

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.toolkit import prometheus
+from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord
@@ -229,7 +229,7 @@ def start_prometheus(state: PlatformState, *, port: int | None = None) -> Starte
     port = reuse_port(port)
     workdir = Path(state.state_dir) / "prometheus"
     write_targets(state)
-    process = prometheus.start_prometheus(
+    process = prometheus_server.start_prometheus(
         port=port, workdir=workdir, targets_file=workdir / "targets.json"
     )
     pid = int(process.pid or 0)
@@ -249,7 +249,7 @@ def start_prometheus(state: PlatformState, *, port: int | None = None) -> Starte
 def write_targets(state: PlatformState) -> None:
     """Point Prometheus at every track's instance (it rereads the file within a second)."""
     targets = {track: [f"127.0.0.1:{r.port}"] for track, r in state.apps().items()}
-    prometheus.write_targets(Path(state.state_dir) / "prometheus" / "targets.json", targets)
+    prometheus_server.write_targets(Path(state.state_dir) / "prometheus" / "targets.json", targets)
 
 
 def stop(record: ProcessRecord) -> bool:

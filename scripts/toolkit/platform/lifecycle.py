@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from scripts.toolkit import prometheus
+from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.platform import core, gitrefs, launch
+from scripts.toolkit.platform import gitrefs, launch, operations
 from scripts.toolkit.platform.launch import AppSpec, Started
 from scripts.toolkit.platform.routing import RoutingTable
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
@@ -120,7 +120,7 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
 
     def launch_recorded(item: Started) -> Started:
         started.append(item)
-        core.save_process(store, item.record)
+        operations.save_process(store, item.record)
         result.started.append(item.record.name)
         return item
 
@@ -150,8 +150,8 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
 
     _start_router(store, result, launch_recorded, timeout=timeout)
     _start_prometheus(store, result, launch_recorded, timeout=timeout)
-    core.reconcile(store, core.client_for(store.read()))
-    core.refresh_targets(store)
+    operations.reconcile(store, operations.client_for(store.read()))
+    operations.refresh_targets(store)
     result.state = store.read()
     return result
 
@@ -168,7 +168,7 @@ def _start_router(
     router = state.processes.get("router")
     if router is not None and router.running():
         result.kept.append("router")
-        client = core.client_for(state)
+        client = operations.client_for(state)
         client.update(lambda t: t.changed(backends={**t.backends, **backends}))
         return
     with store.edit() as editing:  # the table the router starts with (kept across restarts)
@@ -195,7 +195,7 @@ def _start_prometheus(
     if record is not None and record.running():
         result.kept.append("prometheus")
         return
-    if prometheus.prometheus_binary() is None:
+    if prometheus_server.prometheus_binary() is None:
         if state.prometheus == "on":
             raise ToolkitError("prometheus is not installed; apt-get install prometheus.")
         result.warnings.append("Prometheus is not installed: use the `scrape` metric source.")
@@ -206,7 +206,7 @@ def _start_prometheus(
     except ToolkitError as exc:
         if state.prometheus == "on":
             raise
-        core.forget(store, item.record)
+        operations.forget(store, item.record)
         result.started.remove("prometheus")
         result.warnings.append(f"Prometheus did not start, use the `scrape` source: {exc}")
 
@@ -281,7 +281,9 @@ def status(state_dir: Path) -> dict[str, Any]:
         health = probe(record.url + launch.READY_PATH[record.kind]) if running else "down"
         processes[name] = {**record.to_dict(), "running": running, "health": health}
     router_ok = processes.get("router", {}).get("health") == "ready"
-    routes = core.client_for(state).routes().to_dict() if router_ok else {**(state.routes or {})}
+    routes = (
+        operations.client_for(state).routes().to_dict() if router_ok else {**(state.routes or {})}
+    )
     prometheus_ok = processes.get("prometheus", {}).get("health") == "ready"
     healthy = all(p["health"] == "ready" for p in processes.values()) and router_ok
     return {

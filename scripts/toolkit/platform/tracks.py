@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.platform import core, gitrefs
+from scripts.toolkit.platform import gitrefs, operations
 from scripts.toolkit.platform.launch import MANAGED_ENV, AppSpec, checkout_spec
 from scripts.toolkit.platform.routing import RoutingTable
 from scripts.toolkit.platform.state import APP_TRACKS, ProcessRecord, StateStore, now
@@ -57,7 +57,7 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
 
 def traffic(state_dir: Path) -> Traffic:
     """What the router serves now, and which version each of its tracks runs."""
-    state, client = core.require_up(StateStore(state_dir))
+    state, client = operations.require_up(StateStore(state_dir))
     table = client.routes()
     apps = state.apps()
     versions = {t: str(apps[t].version) for t in table.backends if t in apps}
@@ -79,10 +79,10 @@ def deploy(
         raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
     store = StateStore(state_dir)
     with store.operation():
-        _, client = core.require_up(store)
-        core.reconcile(store, client)
+        _, client = operations.require_up(store)
+        operations.reconcile(store, client)
         spec = _spec(store, track=track, ref=ref, env=dict(env or {}))
-        return core.replace_track(store, client, spec, timeout=timeout)
+        return operations.replace_track(store, client, spec, timeout=timeout)
 
 
 def _spec(store: StateStore, *, track: str, ref: str | None, env: dict[str, str]) -> AppSpec:
@@ -110,14 +110,14 @@ def undeploy(state_dir: Path, *, track: str) -> Traffic:
     if track not in APP_TRACKS:
         raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
     store = StateStore(state_dir)
-    _, client = core.require_up(store)
-    client.update(lambda table: core.without_track(table, track))
+    _, client = operations.require_up(store)
+    client.update(lambda table: operations.without_track(table, track))
     with store.operation():
-        core.retire_track(store, track)
+        operations.retire_track(store, track)
         with store.edit() as state:
             if track == "canary":
                 state.intent = None  # a promotion in progress is abandoned with its canary
-        core.reconcile(store, client)
+        operations.reconcile(store, client)
     return traffic(state_dir)
 
 
@@ -125,7 +125,7 @@ def set_canary_weight(state_dir: Path, percent: float) -> Traffic:
     """Send `percent` of units to the canary and the rest to stable (one atomic change)."""
     if not math.isfinite(percent) or not 0 <= percent <= 100:
         raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
-    _, client = core.require_up(StateStore(state_dir))
+    _, client = operations.require_up(StateStore(state_dir))
 
     def change(table: RoutingTable) -> RoutingTable:
         if "stable" not in table.backends:
@@ -147,7 +147,7 @@ def switch(state_dir: Path, color: str) -> Traffic:
     as the instant way back."""
     if color not in COLORS:
         raise ToolkitError(f"the color must be blue or green, not {color!r}.")
-    _, client = core.require_up(StateStore(state_dir))
+    _, client = operations.require_up(StateStore(state_dir))
 
     def change(table: RoutingTable) -> RoutingTable:
         if color not in table.backends:
@@ -168,8 +168,8 @@ def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
     promotion even when the canary has died meanwhile."""
     store = StateStore(state_dir)
     with store.operation():
-        state, client = core.require_up(store)
-        core.reconcile(store, client)
+        state, client = operations.require_up(store)
+        operations.reconcile(store, client)
         intent = state.intent if state.intent and state.intent.get("op") == "promote" else None
         canary = state.apps().get("canary")
         if intent is None:
@@ -194,9 +194,9 @@ def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
         )
         stable = store.read().apps().get("stable")
         if stable is None or AppSpec.of(stable) != target or not stable.running():
-            core.replace_track(store, client, target, timeout=timeout)
-        client.update(lambda table: core.without_track(table, "canary"))
-        core.retire_track(store, "canary")
+            operations.replace_track(store, client, target, timeout=timeout)
+        client.update(lambda table: operations.without_track(table, "canary"))
+        operations.retire_track(store, "canary")
         with store.edit() as editing:
             editing.intent = None
     return traffic(state_dir)

@@ -1,7 +1,7 @@
 """The `local` traffic backend: the local platform's router (`python -m scripts.local_platform`).
 
 Every operation is idempotent and re-runnable after an interruption (see
-`scripts/toolkit/platform/core.py`); `rollback_canary` moves traffic in one router change
+`scripts/toolkit/platform/operations.py`); `rollback_canary` moves traffic in one router change
 before anything else and needs neither the canary nor any other operation to finish first.
 """
 

@@ -1,10 +1,10 @@
-"""Unit tests of app/registry/assignment.py: the sticky bucket contract and its test vectors."""
+"""Unit tests of contract/assignment.py: the sticky bucket contract and its test vectors."""
 
 from __future__ import annotations
 
 import pytest
 
-from contract.assignment import BUCKETS, bucket, in_canary
+from contract.assignment import BUCKETS, bucket, canary_buckets, in_canary
 
 # PUBLISHED TEST VECTORS. These (unit_id, salt, bucket) triples are the assignment contract:
 # every other implementation (the local router, a gateway, a client SDK) must reproduce them
@@ -79,3 +79,13 @@ def test_different_salts_assign_independently() -> None:
     second = {u for u in POPULATION if in_canary(u, "experiment-b", 50)}
     overlap = len(first & second) / len(POPULATION)
     assert abs(overlap - 0.25) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("percentage", "owned"), [(0.005, 0), (0.015, 1), (0.025, 2), (12.345, 1234), (0.29, 29)]
+)
+def test_a_fractional_percentage_owns_the_floor_of_its_buckets(
+    percentage: float, owned: int
+) -> None:
+    """`[0, percentage × 100)`, floored: round() (half to even) would give 0.015% two buckets."""
+    assert canary_buckets(percentage) == owned
