@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.knowledge.retrieval import Document
-from app.text import term_set, terms
+from app.knowledge.thesaurus import vocabulary
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 _REFUSAL = re.compile(
@@ -51,8 +51,9 @@ def assess(answer: str, documents: Sequence[Document]) -> QualitySignals:
     """Signals of `answer` given the context documents it was asked to use."""
     if is_refusal(answer):
         return QualitySignals(groundedness=0.0, refused=True, cited=False, score=0.0)
-    answer_terms = terms(_CITATION.sub(" ", answer))
-    context = frozenset().union(*(term_set(f"{d.title} {d.text}") for d in documents))
+    words = vocabulary()
+    answer_terms = words.terms(_CITATION.sub(" ", answer))
+    context = frozenset().union(*(words.term_set(f"{d.title} {d.text}") for d in documents))
     groundedness = (
         (sum(t in context for t in answer_terms) / len(answer_terms)) if answer_terms else 0.0
     )

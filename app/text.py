@@ -1,9 +1,9 @@
-"""Text helpers shared by retrieval, the embedded model and the quality signals."""
+"""Generic text helpers shared by retrieval, the embedded model and the quality signals."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 _TOKEN = re.compile(r"\$?[a-z0-9]+(?:[.,][0-9]+)*%?")
@@ -21,40 +21,6 @@ STOPWORDS = frozenset(
     know don doesn isn aren won can't t s m re ve ll d long many much often soon quickly far
     happen happens does""".split()
 )
-
-# A small domain thesaurus: each group's words count as its first word. Retrieval, the embedded
-# model's stronger variant and groundedness all read text through it, the way an embedding model
-# would treat these words as close.
-_GROUPS = """plan tier tiers
-user users seat seats member members people person teammate teammates colleague colleagues
-bill billed billing pay paid paying payment payments charge charged charges
-cost costs price prices pricing fee fees
-annual annually yearly
-monthly month months
-buy bought purchase purchased
-card cards credit
-bank wire
-refund refunds refunded reimburse money
-delete deleted deletes remove removed erase erased purge purged
-retain retained retention keep kept
-phone phones mobile tablet tablets iphone android ios
-encrypt encrypted encryption cipher
-maximum max largest biggest most
-minimum min smallest least
-trial trials try test
-attachment attachments file files upload uploads
-reply replies respond response responses answer
-region regions location located host hosted residency geographic
-version versions snapshot snapshots revision revisions history
-log logs logged record records
-login logins signin
-deactivate deactivated disable disabled suspend suspended
-company companies organization organizations organisation
-support help helpdesk
-guarantee guaranteed sla commitment
-languages language
-""".splitlines()
-SYNONYMS = {word: group.split()[0] for group in _GROUPS for word in group.split()}
 
 
 def tokens(text: str) -> list[str]:
@@ -74,22 +40,34 @@ def stem(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=65_536)
-def normalize(word: str) -> str:
-    """A word's canonical form: its thesaurus group, else its stem."""
-    return SYNONYMS.get(word) or SYNONYMS.get(stem(word)) or stem(word)
+class Vocabulary:
+    """Reads text as content terms: stop words dropped, words stemmed, synonyms merged.
 
+    `synonyms` maps a word (or its stem) to its canonical term; the domain's thesaurus lives
+    with the knowledge base (`app/knowledge/`), not here. Results are memoized per instance:
+    knowledge-base sentences recur in every prompt.
+    """
 
-def terms(text: str, *, normalized: bool = True) -> list[str]:
-    """Content terms: tokens without stop words, normalized (stem, thesaurus) by default."""
-    words = (w for w in tokens(text) if w not in STOPWORDS)
-    return [normalize(w) for w in words] if normalized else list(words)
+    def __init__(self, synonyms: Mapping[str, str] | None = None) -> None:
+        self.synonyms = dict(synonyms or {})
+        self.normalize: Callable[[str], str] = lru_cache(maxsize=65_536)(self._normalize)
+        self._term_set = lru_cache(maxsize=16_384)(self._terms_frozen)
 
+    def _normalize(self, word: str) -> str:
+        stemmed = stem(word)
+        return self.synonyms.get(word) or self.synonyms.get(stemmed) or stemmed
 
-@lru_cache(maxsize=16_384)
-def term_set(text: str, *, normalized: bool = True) -> frozenset[str]:
-    """The set of `terms` of a text, memoized: knowledge-base sentences recur in every prompt."""
-    return frozenset(terms(text, normalized=normalized))
+    def terms(self, text: str, *, normalized: bool = True) -> list[str]:
+        """Content terms: tokens without stop words, normalized (stem, synonyms) by default."""
+        words = (w for w in tokens(text) if w not in STOPWORDS)
+        return [self.normalize(w) for w in words] if normalized else list(words)
+
+    def _terms_frozen(self, text: str, normalized: bool) -> frozenset[str]:
+        return frozenset(self.terms(text, normalized=normalized))
+
+    def term_set(self, text: str, *, normalized: bool = True) -> frozenset[str]:
+        """The set of `terms` of a text, memoized."""
+        return self._term_set(text, normalized)
 
 
 def split_sentences(text: str) -> list[str]:

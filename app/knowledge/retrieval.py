@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.text import terms
+from app.knowledge.thesaurus import vocabulary
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Retriever:
 
     def __post_init__(self) -> None:
         for index, doc in enumerate(self.documents):
-            counts = Counter(terms(f"{doc.title} {doc.text}"))
+            counts = Counter(vocabulary().terms(f"{doc.title} {doc.text}"))
             self._lengths.append(sum(counts.values()))
             for term, count in counts.items():
                 self._postings.setdefault(term, []).append((index, count))
@@ -46,7 +46,7 @@ class Retriever:
     def search(self, query: str, *, k: int) -> list[Document]:
         """The `k` best documents for `query`, best first; none when nothing matches."""
         scores: dict[int, float] = {}
-        for term in set(terms(query)):
+        for term in set(vocabulary().terms(query)):
             idf = self._idf.get(term)
             if idf is None:
                 continue

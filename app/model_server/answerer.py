@@ -22,7 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.text import count_tokens, split_sentences, term_set, terms, truncate_tokens, unique
+from app.knowledge.thesaurus import vocabulary
+from app.text import count_tokens, split_sentences, truncate_tokens, unique
 
 REFUSAL = "I don't know based on the provided context."
 MODELS = ("extractive-base", "extractive-mini")
@@ -113,10 +114,11 @@ def parse_prompt(messages: Sequence[dict[str, str]]) -> Prompt:
 def _scores(model: str, question: str, sentences: Sequence[Sentence]) -> list[float]:
     """Support of each sentence for the question, 0..1 (share of the question it covers)."""
     normalized = model != "extractive-mini"
-    query = unique(terms(question, normalized=normalized))
+    words = vocabulary()
+    query = unique(words.terms(question, normalized=normalized))
     if not query:
         return [0.0] * len(sentences)
-    bags = [term_set(s.text, normalized=normalized) for s in sentences]
+    bags = [words.term_set(s.text, normalized=normalized) for s in sentences]
     if model == "extractive-mini":
         return [len(bag.intersection(query)) / len(query) for bag in bags]
     n = len(bags)

@@ -97,6 +97,29 @@ def test_answer_from_bundled_knowledge_base(client: httpx.Client) -> None:
     assert body["usage"]["estimated_cost_usd"] > 0
 
 
+def readme_answer_example() -> dict[str, Any]:
+    """The body of the README's headline `curl .../v1/answer -d '...'` example."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"/v1/answer -H 'content-type: application/json' \\\n\s*-d '([^']+)'", readme)
+    assert match, "README.md lost its headline /v1/answer example"
+    body: dict[str, Any] = json.loads(match.group(1))
+    return body
+
+
+def test_readme_example_answers_with_a_citation_of_the_refund_policy(
+    client: httpx.Client,
+) -> None:
+    example = readme_answer_example()
+    assert example == {"question": "How long do I have to ask for a refund?", "user_id": "u-42"}
+    response = client.post("/v1/answer", json=example)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert not body["quality"]["refused"], body["answer"]
+    assert "30 days" in body["answer"]
+    assert [c["document_id"] for c in body["citations"]] == ["refund-policy"]
+    assert body["quality"]["score"] > 0.5
+
+
 def test_version_reports_build_and_loaded_registry(client: httpx.Client) -> None:
     body = client.get("/version").json()
     assert body["app_version"] == "abc123"

@@ -1,15 +1,15 @@
-"""Unit tests of app/text.py: tokens, stems, the thesaurus, sentences and token counting."""
+"""Unit tests of app/text.py and the thesaurus: tokens, stems, synonyms, sentences, tokens."""
 
 from __future__ import annotations
 
 import pytest
 
+from app.knowledge.thesaurus import vocabulary
 from app.text import (
+    Vocabulary,
     count_tokens,
-    normalize,
     split_sentences,
     stem,
-    terms,
     tokens,
     truncate_tokens,
     unique,
@@ -80,22 +80,33 @@ def test_stem(word: str, expected: str) -> None:
         ("reimburse", "refund"),
         ("refunded", "refund"),
         ("iphone", "phone"),
+        ("ask", "request"),  # users ask for what the documents call a request
     ],
 )
 def test_normalize_maps_thesaurus_words_to_their_group(word: str, canonical: str) -> None:
-    assert normalize(word) == canonical
+    assert vocabulary().normalize(word) == canonical
 
 
 def test_normalize_stems_words_outside_the_thesaurus() -> None:
-    assert normalize("workspaces") == "workspace"
+    assert vocabulary().normalize("workspaces") == "workspace"
 
 
 def test_terms_drop_stop_words_and_normalize() -> None:
-    assert terms("How much is the Team tier per seat yearly?") == ["team", "plan", "user", "annual"]
+    assert vocabulary().terms("How much is the Team tier per seat yearly?") == [
+        "team",
+        "plan",
+        "user",
+        "annual",
+    ]
 
 
 def test_terms_without_normalization_keep_the_words() -> None:
-    assert terms("yearly tiers", normalized=False) == ["yearly", "tiers"]
+    assert vocabulary().terms("yearly tiers", normalized=False) == ["yearly", "tiers"]
+
+
+def test_a_vocabulary_without_synonyms_only_stems() -> None:
+    # Generic text code knows no domain words: the thesaurus comes with the knowledge base.
+    assert Vocabulary().terms("yearly tiers") == ["yearly", "tier"]
 
 
 def test_split_sentences_on_end_punctuation() -> None:
