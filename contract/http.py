@@ -23,3 +23,18 @@ VERSION_GIT_SHA = "git_sha"
 VERSION_TRACK = "track"
 VERSION_REGISTRY = "registry"  # {"digest", "prompts": {name: [{version, status, ...}]}, ...}
 VERSION_FIELDS = (VERSION_APP_VERSION, VERSION_GIT_SHA, VERSION_TRACK, VERSION_REGISTRY)
+
+# Fields of a `/v1/answer` response the toolkit reads (dotted paths into the JSON body).
+ANSWER_FIELDS = (
+    "request_id",  # feedback names the answer by it
+    "answer",
+    "citations",  # a list; the smoke test wants one for answerable questions
+    "prompt.name",
+    "prompt.version",
+    "model.name",
+    "model.version",
+    "quality.score",  # 0..1
+    "quality.groundedness",  # 0..1
+    "quality.refused",
+    "usage.estimated_cost_usd",
+)

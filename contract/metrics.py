@@ -31,6 +31,8 @@ EXPERIMENT_UNITS = "app_experiment_units_total"  # users first seen per variant
 REGISTRY_RELOADS = "app_registry_reloads_total"  # label `outcome`: reloaded | rejected
 BUILD_INFO = "app_build_info"
 
+OUTCOME = "outcome"  # label of ANSWERS and REGISTRY_RELOADS
+RATING = "rating"  # label of FEEDBACK
 OUTCOMES = ("answered", "refused", "error")
 RATINGS = ("up", "down")
 
@@ -45,6 +47,26 @@ COST_BUCKETS = (
     3e-4, 5e-4, 7.5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
 )  # fmt: skip
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family the toolkit reads: exposed name, kind, and the labels every series carries."""
+
+    name: str
+    kind: str  # counter | histogram (as `# TYPE` says)
+    labels: tuple[str, ...]
+
+
+# What the judge, the experiment report and the conformance check read (service-contract.md).
+FAMILIES = (
+    Family(ANSWERS, "counter", (*VARIANT_LABELS, OUTCOME)),
+    Family(ANSWER_DURATION, "histogram", VARIANT_LABELS),
+    Family(QUALITY_SCORE, "histogram", VARIANT_LABELS),
+    Family(ANSWER_COST, "histogram", VARIANT_LABELS),
+    Family(FEEDBACK, "counter", (*VARIANT_LABELS, RATING)),
+    Family(EXPERIMENT_UNITS, "counter", VARIANT_LABELS),
+)
 
 
 def family(exposed: str) -> str:
