@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract import http, settings
 from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs
@@ -17,18 +18,20 @@ from scripts.toolkit.processes import ManagedProcess, free_port, process_identit
 
 READY_PATH = {
     "model-server": "/healthz",
-    "app": "/readyz",
+    "app": http.READY_PATH,
     "router": "/-/healthz",
     "prometheus": "/-/ready",
 }
+# What runs an app instance unless `up --service-command` names another service.
+DEFAULT_SERVICE_COMMAND = (sys.executable, "-m", "app")
 # Settings the platform decides for every app instance; `--env` may not change them.
-MANAGED_ENV = frozenset({"APP_HOST", "APP_PORT", "APP_TRACK"})
+MANAGED_ENV = settings.MANAGED
 APP_DEFAULTS = {
-    "APP_REGISTRY_RELOAD_SECONDS": "0.5",
+    settings.REGISTRY_RELOAD_SECONDS: "0.5",
     # The router stops sending before the old instance is told to stop; a short drain covers a
     # request that picked the old address just before the switch.
-    "APP_DRAIN_SECONDS": "0.5",
-    "APP_SHUTDOWN_GRACE_SECONDS": "15",
+    settings.DRAIN_SECONDS: "0.5",
+    settings.SHUTDOWN_GRACE_SECONDS: "15",
 }
 STOP_TIMEOUT = {"app": 30.0, "router": 15.0, "model-server": 15.0, "prometheus": 15.0}
 
@@ -113,7 +116,7 @@ def reuse_port(port: int | None) -> int:
 def clean_environment() -> dict[str, str]:
     """This process's environment without APP_* settings: an instance runs with exactly the
     settings its record names, whatever the caller's shell exports."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    return {k: v for k, v in os.environ.items() if not k.startswith(settings.PREFIX)}
 
 
 def _start(
@@ -163,7 +166,9 @@ def start_model_server(state: PlatformState, *, port: int | None = None) -> Star
 
 
 def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -> Started:
-    """An app instance of `spec` on `port` (default: a new free port)."""
+    """An app instance of `spec` on `port` (default: a new free port), run by the platform's
+    service command (default `python -m app`; a service that needs no model ignores
+    APP_PROVIDER_BASE_URL)."""
     model = state.processes.get("model-server")
     if model is None:
         raise ToolkitError("the model server is not recorded; run `up` again.")
@@ -173,15 +178,15 @@ def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -
         "APP_ENV": "development",
         "APP_PROVIDER": "openai-compatible",
         "APP_PROVIDER_BASE_URL": f"{model.url}/v1",
-        "APP_REGISTRY_DIR": state.registry_dir,
-        "APP_ADMIN_TOKEN": state.admin_token,
+        settings.REGISTRY_DIR: state.registry_dir,
+        settings.ADMIN_TOKEN: state.admin_token,
         **APP_DEFAULTS,
         **spec.extra_env,
-        "APP_HOST": "127.0.0.1",
-        "APP_PORT": str(port),
-        "APP_TRACK": spec.track,
-        "APP_VERSION": spec.version,
-        "APP_GIT_SHA": spec.git_sha,
+        settings.HOST: "127.0.0.1",
+        settings.PORT: str(port),
+        settings.TRACK: spec.track,
+        settings.VERSION: spec.version,
+        settings.GIT_SHA: spec.git_sha,
         # A worktree's own `app` package, not the one installed from the main checkout.
         "PYTHONPATH": os.pathsep.join(filter(None, [spec.cwd, os.environ.get("PYTHONPATH")])),
     }
@@ -189,7 +194,7 @@ def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -
         state,
         name=spec.track,
         kind="app",
-        args=[sys.executable, "-m", "app"],
+        args=list(state.service_command or DEFAULT_SERVICE_COMMAND),
         port=port,
         env=env,
         cwd=Path(spec.cwd),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,19 +54,26 @@ def up(
     *,
     port: int | None = None,
     prometheus_mode: str = "auto",
+    service_command: Sequence[str] | None = None,
     timeout: float = 60.0,
 ) -> UpResult:
     """Start what is not running (model server, stable, router, Prometheus) and wait until
     every part answers; a second call starts nothing and a dead process is restarted. On
-    failure, what this call started is stopped again. `port` (default 8000) and
-    `prometheus_mode` apply when the platform is created; `down` first to change them."""
+    failure, what this call started is stopped again. `port` (default 8000),
+    `prometheus_mode` and `service_command` (what runs an app instance, default
+    `python -m app`) apply when the platform is created; `down` first to change them."""
     if prometheus_mode not in PROMETHEUS_MODES:
         raise ToolkitError(f"--prometheus must be one of {', '.join(PROMETHEUS_MODES)}.")
     store = StateStore(state_dir)
     with store.operation():
         fresh = not store.exists()
         if fresh:
-            _create(store, port=port or DEFAULT_PORT, prometheus_mode=prometheus_mode)
+            _create(
+                store,
+                port=port or DEFAULT_PORT,
+                prometheus_mode=prometheus_mode,
+                service_command=list(service_command) if service_command else None,
+            )
         started: list[Started] = []
         replaced = dict(store.read().processes)
         try:
@@ -90,10 +97,14 @@ def up(
             f"The platform already runs on port {result.state.router_port}; `down` first to "
             f"move it to {port}."
         )
+    if service_command and list(service_command) != result.state.service_command:
+        result.warnings.append("The platform already runs another service command; `down` first.")
     return result
 
 
-def _create(store: StateStore, *, port: int, prometheus_mode: str) -> None:
+def _create(
+    store: StateStore, *, port: int, prometheus_mode: str, service_command: list[str] | None
+) -> None:
     registry = store.dir / "registry"
     if registry.exists():  # left by an `up` that was killed before it recorded anything
         shutil.rmtree(registry)
@@ -106,6 +117,7 @@ def _create(store: StateStore, *, port: int, prometheus_mode: str) -> None:
             router_port=port,
             registry_dir=str(registry),
             prometheus=prometheus_mode,
+            service_command=service_command,
         )
     )
 

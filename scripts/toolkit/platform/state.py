@@ -85,6 +85,7 @@ class PlatformState:
     router_port: int
     registry_dir: str
     prometheus: str = "auto"  # what `up` was asked for: auto | on | off
+    service_command: list[str] | None = None  # what runs an app instance (None: python -m app)
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
     # Started but not serving (a replacement not yet routed, or an old instance not yet
     # stopped): whatever runs the next operation finds here and the router does not route to
