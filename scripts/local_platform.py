@@ -4,111 +4,84 @@ embedded model server, a sticky weighted router and Prometheus as processes on o
 from __future__ import annotations
 
 import argparse
+import functools
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from contract.tracks import TRACKS
 from scripts.toolkit import cli
 from scripts.toolkit.platform import lifecycle, tracks
-from scripts.toolkit.platform.state import APP_TRACKS
+from scripts.toolkit.options import add_platform_option
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Commands and options; every option falls back to a ROLLOUT_* variable."""
-    parser = cli.base_parser(
-        "python -m scripts.local_platform",
-        "Run the service locally as a platform: stable/canary (or blue/green) instances, the "
-        "embedded model server, a weighted sticky router on one port, and Prometheus when "
-        "installed. Exit codes: 0 done (status: all ready), 1 status degraded or down, "
-        "2 usage or start-up error.",
+    """Commands and their options (each after its command)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.local_platform",
+        description="Run the service locally as a platform: stable/canary (or blue/green) "
+        "instances, the embedded model server, a weighted sticky router on one port, and "
+        "Prometheus when installed. Exit codes: 0 done (status: all ready), 1 status degraded "
+        "or down, 2 usage or start-up error.",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--state-dir",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="state folder: state file, logs, registry copy, worktrees "
-        "(env ROLLOUT_PLATFORM_DIR, default .local/platform)",
-    )
-    common.add_argument(
-        "--timeout",
-        type=float,
-        default=argparse.SUPPRESS,
-        help="seconds to wait for a process to become ready (env ROLLOUT_PLATFORM_TIMEOUT, "
-        "default 60)",
-    )
-    common.add_argument("--output", choices=["text", "json"], default=argparse.SUPPRESS)
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(cli.env("platform_dir", str(lifecycle.DEFAULT_STATE_DIR)) or "."),
-        help=argparse.SUPPRESS,
-    )
-    parser.add_argument("--timeout", type=float, default=None, help=argparse.SUPPRESS)
+    common = cli.base_parser("", "")
+    common.add_help = False
+    add_platform_option(common)
+    cli.option(
+        common, "--timeout", type=cli.positive(float), default=60.0,
+        help="seconds to wait for a process to become ready",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = functools.partial(commands.add_parser, parents=[common], conflict_handler="resolve")
 
-    up = commands.add_parser("up", parents=[common], help="start what is not running")
-    up.add_argument(
-        "--port",
-        type=int,
-        default=_int_env("platform_port"),
-        help="router port, when the platform is created (env ROLLOUT_PLATFORM_PORT, default 8000)",
-    )
-    up.add_argument(
-        "--prometheus",
-        choices=lifecycle.PROMETHEUS_MODES,
-        default=cli.env("platform_prometheus", "auto"),
-        help="run Prometheus: auto (when installed), on (required) or off "
-        "(env ROLLOUT_PLATFORM_PROMETHEUS, default auto)",
-    )
-    commands.add_parser("down", parents=[common], help="stop everything the platform started")
-    commands.add_parser("status", parents=[common], help="processes, health, router weights")
-
-    deploy = commands.add_parser(
-        "deploy", parents=[common], help="start or replace a track's instance (no downtime)"
-    )
-    deploy.add_argument(
-        "--track", choices=APP_TRACKS, default=cli.env("track"), help="env ROLLOUT_TRACK"
-    )
-    deploy.add_argument(
-        "--ref",
-        default=cli.env("ref"),
-        help="git ref of this repository to run, from a worktree (env ROLLOUT_REF; "
-        "default: the current checkout)",
-    )
-    deploy.add_argument(
-        "--env",
-        action="append",
-        metavar="KEY=VALUE",
-        default=None,
-        help="extra setting for the instance, e.g. APP_FAULT_ERROR_RATE=0.5 (repeatable)",
-    )
-    undeploy = commands.add_parser(
-        "undeploy", parents=[common], help="route a track's traffic to stable, then stop it"
-    )
-    undeploy.add_argument(
-        "--track", choices=APP_TRACKS, default=cli.env("track"), help="env ROLLOUT_TRACK"
-    )
+    up = sub("up", help="start what is not running")
+    cli.option(
+        up, "--port", type=int, default=lifecycle.DEFAULT_PORT,
+        help="router port, when the platform is created",
+    )  # fmt: skip
+    cli.option(
+        up, "--prometheus", choices=lifecycle.PROMETHEUS_MODES, default="auto",
+        help="run Prometheus: auto (when installed), on (required) or off",
+    )  # fmt: skip
+    cli.option(
+        up, "--service-command", default_text="'python -m app'",
+        help="what runs an app instance, when the platform is created: any service that "
+        "honours docs/service-contract.md",
+    )  # fmt: skip
+    sub("down", help="stop everything the platform started")
+    sub("status", help="processes, health, router weights")
+    deploy = sub("deploy", help="start or replace a track's instance (no downtime)")
+    cli.option(deploy, "--track", choices=TRACKS, help="the track to deploy")
+    cli.option(
+        deploy, "--ref",
+        help="git ref of this repository to run, from a worktree (default: the current checkout)",
+    )  # fmt: skip
+    cli.option(
+        deploy, "--env", repeat=True, metavar="KEY=VALUE",
+        help="extra setting for the instance, e.g. APP_FAULT_ERROR_RATE=0.5",
+    )  # fmt: skip
+    undeploy = sub("undeploy", help="route a track's traffic to stable, then stop it")
+    cli.option(undeploy, "--track", choices=TRACKS, help="the track to retire")
     return parser
-
-
-def _int_env(name: str) -> int | None:
-    value = cli.env(name)
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise cli.ToolkitError(f"ROLLOUT_{name.upper()} must be a port number, not {value!r}.")
-    return int(value)
 
 
 def execute(args: argparse.Namespace) -> cli.Outcome:
     """Run the chosen command."""
-    timeout = args.timeout if args.timeout is not None else cli.env_float("platform_timeout", 60)
-    state_dir: Path = args.state_dir
+    timeout: float = args.timeout
+    state_dir: Path = args.platform_dir
     if args.command == "up":
+        try:
+            service_command = shlex.split(args.service_command or "")
+        except ValueError as exc:
+            raise cli.ToolkitError(f"--service-command is not a command line: {exc}.") from exc
         result = lifecycle.up(
-            state_dir, port=args.port, prometheus_mode=args.prometheus, timeout=timeout
+            state_dir,
+            port=args.port,
+            prometheus_mode=args.prometheus,
+            service_command=service_command,
+            timeout=timeout,
         )
         data = result.to_dict()
         lines = [
@@ -215,12 +188,7 @@ def _outcome(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run one command, render its outcome."""
-    try:
-        parser = build_parser()
-    except cli.ToolkitError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
-    return cli.run(parser, execute, argv)
+    return cli.run(build_parser, execute, argv)
 
 
 if __name__ == "__main__":
