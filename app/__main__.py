@@ -15,8 +15,10 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.main import create_app
+from contract import settings as names
 from contract.registry.loader import RegistryError, load_registry
 from contract.tracks import TRACKS
+from contract.validation import first_error
 
 
 class DrainingServer(uvicorn.Server):
@@ -52,26 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse options (which override APP_* settings) and serve until stopped."""
     parser = argparse.ArgumentParser(
         prog="python -m app",
-        description="The reference AI service. Settings come from APP_* "
+        description=f"The reference AI service. Settings come from {names.PREFIX}* "
         "environment variables (see app/core/config.py); these options override them.",
     )
-    parser.add_argument("--host", help="address to listen on (APP_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (APP_PORT, default 8000)")
+    parser.add_argument("--host", help=f"address to listen on ({names.HOST}, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"port ({names.PORT}, default 8000)")
     parser.add_argument(
         "--track",
         choices=TRACKS,
-        help="track label on metrics (APP_TRACK)",
+        help=f"track label on metrics ({names.TRACK})",
     )
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        print(
-            f"error: invalid setting {'.'.join(map(str, first['loc'])) or ''}: {first['msg']}",
-            file=sys.stderr,
-        )
+        print(f"error: invalid setting: {first_error(exc)}", file=sys.stderr)
         return 2
     try:
         load_registry(settings.registry_dir)  # fail fast, with the file and field to fix

@@ -139,6 +139,7 @@ async def _answer(
     ]
     return AnswerResponse(
         request_id=request_id,
+        feedback_token=ctx.tokens.issue(request_id, variant),
         answer=result.text,
         citations=citations,
         prompt=VersionRef(name=version.name, version=version.version),

@@ -6,15 +6,17 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from app.core.config import Settings
 from app.core.metrics import ServiceMetrics
+from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever
 from app.providers.base import ChatCall, Provider, ProviderError
 from app.registry.store import RegistryStore, ReloadResult
 from contract.metrics import Variant
-from contract.registry.loader import Registry
+from contract.registry.loader import PromptSet, Registry
+from contract.registry.schema import PromptVersion
 
 V = TypeVar("V")
 
@@ -42,17 +44,25 @@ class FeedbackLog(Recent[Variant]):
     """Which variant served each recent request id, so feedback is counted for the right one."""
 
 
-class RecentUnits(Recent[None]):
-    """Users (or sessions) seen lately, to count each once per variant for the sample-ratio check.
-
-    Bounded: a unit forgotten and seen again counts again, equally often in every variant, so
-    the ratio between variants stays unbiased."""
+class RecentKeys(Recent[None]):
+    """Keys seen lately, each reported new once (within the window)."""
 
     def first_seen(self, key: str) -> bool:
         """True the first time `key` is seen (within the window)."""
         new = key not in self._items
         self.remember(key, None)
         return new
+
+
+class RecentUnits(RecentKeys):
+    """Users (or sessions) seen lately, to count each once per variant for the sample-ratio check.
+
+    Bounded: a unit forgotten and seen again counts again, equally often in every variant, so
+    the ratio between variants stays unbiased."""
+
+
+class RatedRequests(RecentKeys):
+    """Request ids rated lately on this instance, so a repeated rating is not counted twice."""
 
 
 @dataclass
@@ -78,6 +88,8 @@ class ServiceContext:
     feedback: FeedbackLog
     readiness: Readiness
     units: RecentUnits
+    tokens: FeedbackTokens
+    rated: RatedRequests
     draining: bool = False
 
     @property
@@ -125,15 +137,30 @@ class ServiceContext:
         export_registry(m, registry)
 
 
+def traffic_share(prompt_set: PromptSet, version: PromptVersion) -> float:
+    """The share of users (0..1) `version` serves: production gets what the canary does not."""
+    canary_share = prompt_set.canary.traffic_percentage / 100 if prompt_set.canary else 0.0
+    return {"production": 1 - canary_share, "canary": canary_share}.get(version.status, 0.0)
+
+
+def registry_summary(registry: Registry) -> dict[str, Any]:
+    """`Registry.summary()` with each version's real share as `traffic_percentage`.
+
+    The files give production no percentage (it serves the rest); readers want the rest."""
+    summary = registry.summary()
+    for name, versions in summary["prompts"].items():
+        prompt_set = registry.prompts[name]
+        for entry in versions:
+            share = traffic_share(prompt_set, prompt_set.versions[entry["version"]])
+            entry["traffic_percentage"] = round(share * 100, 6)
+    return summary
+
+
 def export_registry(metrics: ServiceMetrics, registry: Registry) -> None:
     """Set `app_registry_traffic_ratio` for every loaded prompt version, replacing old series."""
     metrics.registry_traffic.clear()
     for prompt_set in registry.prompts.values():
-        canary_share = prompt_set.canary.traffic_percentage / 100 if prompt_set.canary else 0.0
         for version in prompt_set.versions.values():
-            share = {"production": 1 - canary_share, "canary": canary_share}.get(
-                version.status, 0.0
-            )
             metrics.registry_traffic.labels(
                 *metrics.base,
                 version.name,
@@ -141,4 +168,4 @@ def export_registry(metrics: ServiceMetrics, registry: Registry) -> None:
                 version.model_name,
                 version.model_version,
                 version.status,
-            ).set(share)
+            ).set(traffic_share(prompt_set, version))

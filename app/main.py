@@ -14,11 +14,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, answer, health
-from app.context import FeedbackLog, Readiness, RecentUnits, ServiceContext, export_registry
+from app.context import (
+    FeedbackLog,
+    RatedRequests,
+    Readiness,
+    RecentUnits,
+    ServiceContext,
+    export_registry,
+)
 from app.core.config import Settings, get_settings
-from app.core.errors import ServiceError
+from app.core.errors import ServiceError, invalid_request
 from app.core.metrics import ServiceMetrics
 from app.core.middleware import ObservabilityMiddleware
+from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
 from app.registry.store import RegistryStore
@@ -43,6 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         feedback=FeedbackLog(settings.feedback_window),
         readiness=Readiness(cache_seconds=settings.ready_cache_seconds),
         units=RecentUnits(settings.feedback_window),
+        tokens=FeedbackTokens.from_settings(settings),
+        rated=RatedRequests(settings.feedback_window),
     )
     store._on_reload = ctx.record_registry
     export_registry(metrics, store.current)
@@ -69,12 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _first_error(exc: RequestValidationError) -> tuple[int, str, str]:
-    first = exc.errors()[0]
-    if first.get("type") == "json_invalid":
+    errors = exc.errors()
+    if errors[0].get("type") == "json_invalid":
         return 400, "Request body is not valid JSON.", "invalid_json"
-    where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
-    message = str(first["msg"]).rstrip(".")
-    return 422, f"Field '{where}': {message}.", "invalid_request"
+    return 422, invalid_request(errors), "invalid_request"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -107,7 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return refuse(exc.status_code, f"{exc.detail}.".replace("..", "."), reason)
+        response = refuse(exc.status_code, f"{exc.detail}.".replace("..", "."), reason)
+        # A 405 names the methods the path does allow (RFC 9110), as Starlette's headers say.
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

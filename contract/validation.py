@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 
-def first_error(error: ValidationError) -> str:
+class HasErrors(Protocol):
+    """A pydantic `ValidationError`, or anything listing errors the same way (FastAPI's)."""
+
+    def errors(self) -> Sequence[Any]:
+        """Error dicts with `loc` and `msg`, first problem first."""
+        ...
+
+
+def first_error(error: HasErrors) -> str:
     """`field 'a.b': message` for the first error (or the bare message when it names no field)."""
     first = error.errors()[0]
     message = str(first["msg"]).removeprefix("Value error, ")

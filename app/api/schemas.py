@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.feedback import TOKEN_PATTERN
+from contract.settings import FEEDBACK_SECRET
+
+# Strings are taken as sent (no stripping): what the schema allows, the service accepts.
+
+
+class ErrorBody(BaseModel):
+    """Every refused or failed request: one sentence saying what went wrong and what to do."""
+
+    detail: str = Field(examples=["Field 'question': String should have at least 1 character."])
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, or a feedback_token whose content is unreadable.",
+    403: "Admin token missing or wrong; or a feedback_token forged, expired or for another id.",
+    404: "Unknown prompt, prompt version or request id.",
+    409: "A conflict: an unregistered model, or an answer already rated.",
+    413: "Request body over APP_MAX_BODY_BYTES.",
+    422: "A field missing, unknown or out of bounds; `detail` names the first one.",
+    500: "An unexpected error (or an injected fault); the service log has the details.",
+    502: "The model provider returned something unusable.",
+    503: "The model provider failed or is unavailable.",
+    504: "The model provider timed out.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, all with the `ErrorBody` shape."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 class DocumentIn(BaseModel):
     """A context document sent with the question."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, max_length=128)
     title: str = Field(default="", max_length=300)
@@ -20,7 +50,7 @@ class DocumentIn(BaseModel):
 class AnswerRequest(BaseModel):
     """`POST /v1/answer`."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=2_000)
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
@@ -65,6 +95,12 @@ class AnswerResponse(BaseModel):
     """The answer, what produced it, and how good it looks."""
 
     request_id: str
+    feedback_token: str = Field(
+        pattern=TOKEN_PATTERN,
+        description="Send this with a rating to `POST /v1/feedback`: it names the answer and the "
+        f"variant that served it, signed (HMAC-SHA256, `{FEEDBACK_SECRET}`), so any instance "
+        "can count the rating. Expires after `APP_FEEDBACK_TOKEN_MAX_AGE_SECONDS`.",
+    )
     answer: str
     citations: list[Citation]
     prompt: VersionRef
@@ -77,12 +113,31 @@ class AnswerResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """`POST /v1/feedback`: a rating of an earlier answer."""
+    """`POST /v1/feedback`: a rating of an earlier answer, named by its `feedback_token`.
 
-    model_config = ConfigDict(extra="forbid")
+    `request_id` alone works only on the instance that answered (and remembers it)."""
 
-    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": ["feedback_token"]}, {"required": ["request_id"]}]
+        },
+    )
+
+    feedback_token: str | None = Field(
+        default=None,
+        max_length=2_000,
+        pattern=TOKEN_PATTERN,
+        description="The `feedback_token` of the answer; counted for the variant that served it.",
+    )
+    request_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     rating: Literal["up", "down"]
+
+    @model_validator(mode="after")
+    def _names_an_answer(self) -> FeedbackRequest:
+        if self.feedback_token is None and self.request_id is None:
+            raise ValueError("send the answer's feedback_token (or its request_id)")
+        return self
 
 
 class FeedbackResponse(BaseModel):
@@ -90,3 +145,22 @@ class FeedbackResponse(BaseModel):
 
     status: Literal["recorded"]
     prompt: VersionRef
+    track: str
+    app_version: str
+
+
+class ReadyResponse(BaseModel):
+    """`GET /readyz`: 200 when ready, 503 (same body) when not."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+    registry: str
+
+
+class ReloadResponse(BaseModel):
+    """`POST /admin/registry/reload`: 200 when applied or unchanged, 409 when refused."""
+
+    outcome: str
+    digest: str
+    error: str | None
+    registry: dict[str, Any]

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract import settings as names
 from contract.files import REPO_ROOT
 from contract.tracks import Track
 
@@ -21,7 +22,7 @@ PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "admin", "pa
 class Settings(BaseSettings):
     """Service settings; every field is ``APP_<FIELD>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="APP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=names.PREFIX, extra="ignore")
 
     env: Literal["development", "test", "staging", "production"] = "development"
     host: str = "127.0.0.1"
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     # Admin: pinning a request to a variant and forcing a registry reload need this token.
     admin_token: SecretStr | None = None
 
+    # Signs the feedback token of every answer so that any instance can count its rating: the
+    # same on every instance. Unset in development: a random one per process (app/feedback.py).
+    feedback_secret: SecretStr | None = None
+    feedback_token_max_age_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+
     # Limits and lifecycle.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     drain_seconds: float = Field(default=0.0, ge=0)
@@ -76,13 +82,21 @@ class Settings(BaseSettings):
                 f"APP_PROVIDER_BASE_URL is required when APP_PROVIDER is {self.provider!r}."
             )
         if self.env not in ("development", "test"):
-            token = self.admin_token.get_secret_value() if self.admin_token else ""
-            if token and (token.lower() in PLACEHOLDER_SECRETS or len(token) < 16):
-                raise ValueError(
-                    "APP_ADMIN_TOKEN is a placeholder or shorter than 16 characters; "
-                    "set a real secret outside development."
-                )
+            _check_secret(names.ADMIN_TOKEN, self.admin_token, required=False)
+            _check_secret(names.FEEDBACK_SECRET, self.feedback_secret, required=True)
         return self
+
+
+def _check_secret(name: str, value: SecretStr | None, *, required: bool) -> None:
+    """Refuse a placeholder or short secret (and a missing one when `required`)."""
+    secret = value.get_secret_value() if value else ""
+    if required and not secret:
+        raise ValueError(f"{name} is required outside development; set a secret of 16+ characters.")
+    if secret and (secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16):
+        raise ValueError(
+            f"{name} is a placeholder or shorter than 16 characters; "
+            "set a real secret outside development."
+        )
 
 
 @lru_cache

@@ -1,6 +1,12 @@
-"""The service's one exception type for expected failures, rendered as a short `detail`."""
+"""The service's one exception type for expected failures, and the one sentence for bad input."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from contract.validation import first_error
 
 
 class ServiceError(Exception):
@@ -12,3 +18,19 @@ class ServiceError(Exception):
         self.detail = detail
         # Short machine-readable cause, used as a metric label.
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A request's validation errors located inside their part (`body`, `header`, `query`)."""
+
+    raw: Sequence[Any]
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [{**error, "loc": tuple(error["loc"][1:])} for error in self.raw]
+
+
+def invalid_request(errors: Sequence[Any]) -> str:
+    """One sentence for the first of a request's validation `errors` (FastAPI's `.errors()`)."""
+    sentence = first_error(_Request(errors)).rstrip(".")
+    return f"{sentence[:1].upper()}{sentence[1:]}."

@@ -128,3 +128,6 @@ class ServiceMetrics:
             (*BASE, "outcome"),
             registry=r,
         )
+        # Both outcomes exist at 0 from start-up: `increase()` then sees the first rejection.
+        for outcome in ("reloaded", "rejected"):
+            self.registry_reloads.labels(*self.base, outcome)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.errors import invalid_request
 from app.model_server.answerer import MODELS, Completion, Params, answer
 
 
@@ -49,14 +50,17 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32_768)
     seed: int | None = None
+    n: int = 1  # choices to return: only 1 is supported, and anything else is refused
     stream: bool = False
     stream_options: StreamOptions | None = None
     top_k: int = Field(default=2, ge=1, le=20)
     min_score: float = Field(default=0.35, ge=0, le=1)
 
 
-def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(
+    status: int, message: str, kind: str, code: str | None = None, *, param: str | None = None
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
 
 
@@ -106,9 +110,7 @@ def create_model_server(*, api_key: str | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:]) or "body"
-        return _error(400, f"Invalid request: {where}: {first['msg']}.", "invalid_request_error")
+        return _error(400, invalid_request(exc.errors()), "invalid_request_error")
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
@@ -137,6 +139,14 @@ def create_model_server(*, api_key: str | None = None) -> FastAPI:
                 f"The model `{body.model}` does not exist.",
                 "invalid_request_error",
                 "model_not_found",
+            )
+        if body.n != 1:
+            return _error(
+                400,
+                f"n={body.n} is not supported: this model returns exactly one choice (n=1).",
+                "invalid_request_error",
+                "unsupported_value",
+                param="n",
             )
         params = Params(
             top_k=body.top_k,

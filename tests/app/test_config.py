@@ -82,7 +82,25 @@ def test_placeholder_admin_token_is_accepted_in_development(
 def test_real_admin_token_is_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("APP_ADMIN_TOKEN", "0123456789abcdef")  # exactly 16 characters
+    monkeypatch.setenv("APP_FEEDBACK_SECRET", "fedcba9876543210")
     assert Settings().env == "production"
+
+
+@pytest.mark.parametrize("secret", [None, "", "changeme", "fifteen-chars-x"])
+def test_production_refuses_to_start_without_a_real_feedback_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    # Without one shared secret, replicas cannot count each other's ratings.
+    monkeypatch.setenv("APP_ENV", "production")
+    if secret is not None:
+        monkeypatch.setenv("APP_FEEDBACK_SECRET", secret)
+    with pytest.raises(ValidationError, match="APP_FEEDBACK_SECRET"):
+        Settings()
+
+
+def test_development_needs_no_feedback_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "development")
+    assert Settings().feedback_secret is None
 
 
 @pytest.mark.parametrize("provider", ["openai-compatible", "azure-openai"])

@@ -126,6 +126,16 @@ def test_unknown_model_is_not_found(client: openai.OpenAI) -> None:
         )
 
 
+def test_more_than_one_choice_is_refused(client: openai.OpenAI) -> None:
+    # One choice for `n=2` would pass silently for two; a clear 400 says what is supported.
+    with pytest.raises(openai.BadRequestError, match="n=1") as caught:
+        client.chat.completions.create(model="extractive-base", messages=MESSAGES, n=2)
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == "n"
+    assert error["type"] == "invalid_request_error"
+
+
 def test_models_list_names_both_models(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
     assert {"extractive-base", "extractive-mini"} <= ids

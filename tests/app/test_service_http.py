@@ -435,8 +435,50 @@ def test_feedback_is_counted_for_the_variant(client: httpx.Client) -> None:
     assert response.json() == {
         "status": "recorded",
         "prompt": {"name": "rag_answer", "version": "v1"},
+        "track": "canary",
+        "app_version": "abc123",
     }
     assert scrape(client).value("app_feedback_total", **up) == before + 1
+    # The same answer rated again (by id or by token) is refused, not counted twice.
+    again = {"feedback_token": answer["feedback_token"], "rating": "up"}
+    assert_error(client.post("/v1/feedback", json=again), 409)
+    assert scrape(client).value("app_feedback_total", **up) == before + 1
+
+
+def test_feedback_token_counts_on_another_instance_for_the_answering_one(
+    start_app: StartApp,
+) -> None:
+    # Two replicas share the secret but not their memory: the rating reaches the one that did
+    # not answer and is still counted for the canary instance that did.
+    secret = "feedback-secret-0123456789"
+    answering = start_app(track="canary", version="new", feedback_secret=secret)
+    receiving = start_app(track="stable", version="old", feedback_secret=secret)
+    with httpx.Client(base_url=answering.url, timeout=10) as http:
+        answer = _answer(http, QUESTION, user_id="token-user")
+    with httpx.Client(base_url=receiving.url, timeout=10) as http:
+        by_id = {"request_id": answer["request_id"], "rating": "down"}
+        assert "feedback_token" in assert_error(http.post("/v1/feedback", json=by_id), 404)
+        rating = {"feedback_token": answer["feedback_token"], "rating": "down"}
+        response = http.post("/v1/feedback", json=rating)
+        assert response.status_code == 202, response.text
+        assert response.json()["track"] == "canary"
+        metrics = scrape(http)
+        forged = {**rating, "feedback_token": answer["feedback_token"][:-2] + "xx"}
+        assert "signature" in assert_error(http.post("/v1/feedback", json=forged), 403)
+    assert (
+        metrics.value("app_feedback_total", track="canary", app_version="new", rating="down") == 1
+    )
+    assert metrics.value("app_feedback_total", track="stable") == 0
+
+
+def test_feedback_token_of_another_secret_is_refused(start_app: StartApp) -> None:
+    answering = start_app(feedback_secret="one-secret-0123456789")
+    receiving = start_app(feedback_secret="another-secret-0123456789")
+    with httpx.Client(base_url=answering.url, timeout=10) as http:
+        token = _answer(http, QUESTION)["feedback_token"]
+    with httpx.Client(base_url=receiving.url, timeout=10) as http:
+        response = http.post("/v1/feedback", json={"feedback_token": token, "rating": "up"})
+        assert_error(response, 403)
 
 
 # --- registry hot reload ---------------------------------------------------------------------
@@ -464,11 +506,17 @@ def test_registry_hot_reload_keeps_last_good(start_app: StartApp) -> None:
     canary_file = Path(proc.env["APP_REGISTRY_DIR"]) / "prompts" / "rag_answer" / "v2.yaml"
     with httpx.Client(base_url=proc.url, timeout=10) as http:
         assert _traffic(http, "v2") is None
+        assert _traffic(http, "v1") == 100
+        # Both outcomes exist from start-up, so `increase()` sees the first rejection.
+        for outcome in ("reloaded", "rejected"):
+            samples = scrape(http).select("app_registry_reloads_total", outcome=outcome)
+            assert [s.value for s in samples] == [0.0], outcome
 
         good = example_prompt("rag_answer", "v2", status="canary", traffic_percentage=20)
         write_atomically(canary_file, good)
         poll_until(lambda: _traffic(http, "v2") == 20, timeout=3, message="canary loaded")
         assert _reloads(http, "reloaded") >= 1
+        assert _traffic(http, "v1") == 80, "production serves the users the canary does not"
 
         write_atomically(canary_file, "status: canary\ntraffic_percentage: [20\n")
         error = poll_until(
@@ -554,3 +602,36 @@ def test_quality_score_separates_a_bad_prompt(
         total = metrics.value("app_quality_score_sum", prompt_version=version)
         assert count == len(questions)
         assert total / count == pytest.approx(mean, abs=1e-6)
+
+
+# --- the OpenAPI document tells the truth ---------------------------------------------------
+
+
+def test_openapi_documents_errors_and_the_metrics_media_type(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    answer = spec["paths"]["/v1/answer"]["post"]["responses"]
+    for code in ("400", "403", "404", "413", "422", "502", "503", "504"):
+        ref = answer[code]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorBody"), code
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert error["properties"]["detail"]["type"] == "string"
+    metrics = spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain"]
+    token = spec["components"]["schemas"]["AnswerResponse"]["properties"]["feedback_token"]
+    assert "HMAC" in token["description"]
+    assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_method_not_allowed_names_the_allowed_methods(client: httpx.Client) -> None:
+    response = client.get("/v1/answer")
+    assert_error(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+def test_whitespace_only_document_text_is_accepted_as_the_schema_allows(
+    client: httpx.Client,
+) -> None:
+    body = {"question": QUESTION, "documents": [{"id": "blank", "text": "   "}]}
+    response = client.post("/v1/answer", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["quality"]["refused"]
