@@ -23,6 +23,8 @@ from typing import Any
 from locust import between, constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from contract.http import FEEDBACK_PATH
+
 QUESTIONS = [
     json.loads(line)["question"]
     for line in (Path(__file__).resolve().parents[2] / "eval" / "golden.jsonl").open()
@@ -71,6 +73,8 @@ class AnswerUser(FastHttpUser):
             quality = body.get("quality", {})
             unhelpful = quality.get("refused") or quality.get("score", 1.0) < 0.5
             rating = "down" if self.random.random() < (0.7 if unhelpful else 0.1) else "up"
+            # The signed token, not the bare id: behind the router the rating may reach an
+            # instance that never saw the answer, and is still counted for the one that did.
             self.client.post(
-                "/v1/feedback", json={"request_id": body["request_id"], "rating": rating}
+                FEEDBACK_PATH, json={"feedback_token": body["feedback_token"], "rating": rating}
             )

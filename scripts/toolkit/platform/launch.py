@@ -3,6 +3,7 @@ answer, and describe them as state records so a later command can check or stop 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -180,6 +181,9 @@ def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -
         "APP_PROVIDER_BASE_URL": f"{model.url}/v1",
         settings.REGISTRY_DIR: state.registry_dir,
         settings.ADMIN_TOKEN: state.admin_token,
+        settings.FEEDBACK_SECRET: hashlib.sha256(
+            f"feedback:{state.admin_token}".encode()
+        ).hexdigest(),
         **APP_DEFAULTS,
         **spec.extra_env,
         settings.HOST: "127.0.0.1",
