@@ -22,88 +22,57 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.toolkit import cli
-from scripts.toolkit.evaluation import quality_gate
+from scripts.toolkit.evaluation.command import quality_gate
 from scripts.toolkit.options import add_policy_option
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """Options of evaluate_quality (each falls back to ROLLOUT_<OPTION>)."""
+    """Options of evaluate_quality."""
     parser = cli.base_parser("python -m scripts.evaluate_quality", __doc__.split("\n\n")[0])
-    env = cli.env
-    arms = parser.add_argument_group("what to compare (env ROLLOUT_<OPTION>)")
-    arms.add_argument("--url", default=env("url"), help="the service, for pinned versions")
-    arms.add_argument(
+    option = cli.option
+    arms = parser.add_argument_group("what to compare")
+    option(arms, "--url", help="the service, for pinned versions")
+    option(
+        arms,
         "--candidate-version",
-        default=env("candidate_version"),
         help="prompt version to evaluate, pinned with the admin headers",
     )
-    arms.add_argument(
-        "--baseline-version",
-        default=env("baseline_version"),
+    option(
+        arms, "--baseline-version",
         help="prompt version to compare with (default: the service's production version)",
-    )
-    arms.add_argument("--candidate-url", default=env("candidate_url"), help="candidate service")
-    arms.add_argument("--baseline-url", default=env("baseline_url"), help="baseline service")
-    arms.add_argument("--prompt", default=env("prompt", "rag_answer"), help="prompt name")
-    arms.add_argument(
-        "--admin-token",
-        default=env("admin_token"),
-        help="the service's APP_ADMIN_TOKEN, needed to pin versions (prefer the env variable)",
-    )
+    )  # fmt: skip
+    option(arms, "--candidate-url", help="candidate service")
+    option(arms, "--baseline-url", help="baseline service")
+    option(arms, "--prompt", default="rag_answer", help="prompt name")
+    option(
+        arms, "--admin-token",
+        help="the service's APP_ADMIN_TOKEN, needed to pin versions (prefer the variable)",
+    )  # fmt: skip
     run = parser.add_argument_group("how to run")
     add_policy_option(run, "its `evaluation:` section")
-    run.add_argument("--dataset", default=env("dataset"), help="golden JSONL (default: policy's)")
-    run.add_argument(
-        "--limit",
-        type=_positive_int,
-        default=env("limit"),
+    option(run, "--dataset", help="golden JSONL (default: the policy's)")
+    option(
+        run, "--limit", type=cli.positive(int),
         help="only the first N cases (quick checks; gate on the full set)",
-    )
-    run.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=env("concurrency", "8"),
-        help="questions in flight at once (default 8)",
-    )
-    run.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=env("timeout", "30"),
-        help="seconds per request (default 30)",
-    )
-    run.add_argument(
-        "--retries",
-        type=int,
-        choices=range(6),
-        default=env("retries", "2"),
-        help="retries of a request that could not connect (default 2); nothing else is retried",
-    )
+    )  # fmt: skip
+    option(
+        run, "--concurrency", type=cli.positive(int), default=8,
+        help="questions in flight at once",
+    )  # fmt: skip
+    option(run, "--timeout", type=cli.positive(float), default=30.0, help="seconds per request")
+    option(
+        run, "--retries", type=int, choices=range(6), default=2,
+        help="retries of a request that could not connect; nothing else is retried",
+    )  # fmt: skip
     out = parser.add_argument_group("the registry record")
-    out.add_argument(
-        "--write-evaluation",
-        default=env("write_evaluation"),
+    option(
+        out, "--write-evaluation",
         help="write evaluation.json here; `auto` = the candidate's model folder in --registry-dir",
-    )
-    out.add_argument(
-        "--registry-dir",
-        type=Path,
-        default=Path(env("registry_dir", "registry") or "registry"),
-        help="registry folder for --write-evaluation auto (default registry/)",
-    )
+    )  # fmt: skip
+    option(
+        out, "--registry-dir", type=Path, default=Path("registry"),
+        default_text="registry/", help="registry folder for --write-evaluation auto",
+    )  # fmt: skip
     return parser
 
 
@@ -130,7 +99,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    return cli.run(build_parser(), command, argv)
+    return cli.run(build_parser, command, argv)
 
 
 if __name__ == "__main__":

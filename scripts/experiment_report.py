@@ -11,7 +11,7 @@ Examples:
 
 Exit codes: 0 a winner, 1 sample ratio mismatch (fix the experiment first), 2 usage or
 configuration error, 3 no winner yet. How it decides:
-scripts/toolkit/experiment/analysis.py.
+scripts/toolkit/experiment/winner.py.
 """
 
 from __future__ import annotations
@@ -22,13 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.toolkit import cli
-from scripts.toolkit.experiment import DEFAULT_GUARDRAILS, METRICS, experiment_report
+from scripts.toolkit.experiment.command import experiment_report
 from scripts.toolkit.options import add_policy_option
-
-
-def _list(name: str) -> list[str]:
-    value = cli.env(name)
-    return [v for v in value.split(",") if v] if value else []
 
 
 def _percentage(text: str) -> float:
@@ -39,68 +34,48 @@ def _percentage(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of experiment_report (each falls back to ROLLOUT_<OPTION>)."""
+    """Options of experiment_report."""
     parser = cli.base_parser("python -m scripts.experiment_report", __doc__.split("\n\n")[0])
-    env = cli.env
-    which = parser.add_argument_group("the experiment (env ROLLOUT_<OPTION>)")
-    which.add_argument("--url", default=env("url"), help="the service: its /version and /metrics")
-    which.add_argument("--prompt", default=env("prompt", "rag_answer"), help="prompt name")
-    which.add_argument(
-        "--registry-dir",
-        type=Path,
-        default=Path(d) if (d := env("registry_dir")) else None,
+    option = cli.option
+    which = parser.add_argument_group("the experiment")
+    option(which, "--url", help="the service: its /version and /metrics")
+    option(which, "--prompt", default="rag_answer", help="prompt name")
+    option(
+        which, "--registry-dir", type=Path,
         help="read production and canary versions from this registry instead of /version",
-    )
-    which.add_argument("--production-version", default=env("production_version"))
-    which.add_argument("--canary-version", default=env("canary_version"))
-    which.add_argument(
-        "--canary-percentage",
-        type=_percentage,
-        default=env("canary_percentage"),
+    )  # fmt: skip
+    option(which, "--production-version", help="the production version (default: /version's)")
+    option(which, "--canary-version", help="the canary version (default: /version's)")
+    option(
+        which, "--canary-percentage", type=_percentage,
         help="the configured canary share, for the sample ratio check",
-    )
+    )  # fmt: skip
     source = parser.add_argument_group("where the metrics are")
-    source.add_argument(
-        "--metrics-url",
-        action="append",
-        default=_list("metrics_url"),
-        help="a /metrics URL; repeat for every replica (default: <--url>/metrics)",
-    )
-    source.add_argument(
-        "--metrics-file",
-        action="append",
-        type=Path,
-        default=[Path(p) for p in _list("metrics_file")],
-        help="a saved /metrics page (repeatable)",
-    )
-    source.add_argument("--prometheus-url", default=env("prometheus_url"), help="Prometheus")
-    source.add_argument(
-        "--window-seconds",
-        type=float,
-        default=env("window_seconds", "86400"),
-        help="with Prometheus: how far back the experiment goes (default one day)",
-    )
+    option(
+        source, "--metrics-url", repeat=True,
+        help="a /metrics URL, one per replica (default: <--url>/metrics)",
+    )  # fmt: skip
+    option(source, "--metrics-file", repeat=True, type=Path, help="a saved /metrics page")
+    option(source, "--prometheus-url", help="Prometheus base URL")
+    option(
+        source, "--window-seconds", type=cli.positive(float), default=86400.0,
+        help="with Prometheus: how far back the experiment goes",
+    )  # fmt: skip
     rules = parser.add_argument_group("how to decide")
-    rules.add_argument(
-        "--primary",
-        choices=list(METRICS),
-        default=env("primary", "quality"),
-        help="the metric that picks the winner (default quality)",
-    )
-    rules.add_argument(
-        "--guardrail",
-        action="append",
-        default=None,
-        help="a rollout-policy metric that may veto the winner; repeatable "
-        "(default: error_rate and slow_answers; env ROLLOUT_GUARDRAILS, comma-separated)",
-    )
-    rules.add_argument(
-        "--min-samples",
-        type=int,
-        default=env("min_samples"),
+    option(
+        rules, "--primary",
+        help="the metric that picks the winner (default: the policy's experiment.primary)",
+    )  # fmt: skip
+    option(
+        rules, "--guardrail", repeat=True,
+        help="a rollout-policy metric that may veto the winner "
+        "(default: the policy's experiment.guardrails)",
+    )  # fmt: skip
+    option(
+        rules, "--min-samples", type=cli.positive(int),
         help="observations of the primary metric each variant needs (default: the policy's)",
-    )
-    add_policy_option(rules, "alpha, min_samples and guardrail margins")
+    )  # fmt: skip
+    add_policy_option(rules, "alpha, min_samples, the metrics and the guardrails")
     return parser
 
 
@@ -119,14 +94,14 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         prometheus_url=args.prometheus_url,
         window_seconds=args.window_seconds,
         primary=args.primary,
-        guardrails=args.guardrail or _list("guardrails") or DEFAULT_GUARDRAILS,
+        guardrails=args.guardrail or None,
         min_samples=args.min_samples,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    return cli.run(build_parser(), command, argv)
+    return cli.run(build_parser, command, argv)
 
 
 if __name__ == "__main__":

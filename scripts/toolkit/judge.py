@@ -25,6 +25,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin
 from scripts.toolkit.metrics import ArmData, Histogram, Observation, Ratio
 from scripts.toolkit.policy import MetricPolicy, Policy
 from scripts.toolkit.stats import (
@@ -36,8 +37,8 @@ from scripts.toolkit.stats import (
     proportion,
 )
 
-MetricVerdictKind = Literal["pass", "fail", "inconclusive", "insufficient", "missing"]
 Decision = Literal["promote", "rollback", "hold"]
+METHOD = "always-valid (mixture SPRT confidence sequence)"
 
 
 def estimate(observation: Observation) -> Estimate:
@@ -56,15 +57,13 @@ class MetricVerdict:
     name: str
     critical: bool
     direction: str
-    verdict: MetricVerdictKind
+    verdict: Verdict
     reason: str
     stable_value: float | None = None
     canary_value: float | None = None
     stable_n: float = 0.0
     canary_n: float = 0.0
-    effect: float | None = None  # canary - stable
-    ci_low: float | None = None  # always-valid interval of the effect (see relative margins)
-    ci_high: float | None = None
+    effect: Effect | None = None  # canary - stable (see relative margins for its interval)
     margin: float | None = None
     limit: float | None = None
     statistic: float | None = None  # ln Λ against "worse by exactly the margin"
@@ -73,7 +72,7 @@ class MetricVerdict:
 
 
 @dataclass
-class Verdict:
+class Judgement:
     """The judge's decision with a verdict per metric."""
 
     decision: Decision
@@ -88,28 +87,13 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (NaN and infinities as None)."""
-
-        def clean(value: Any) -> Any:
-            if isinstance(value, float) and not math.isfinite(value):
-                return None
-            return value
-
-        return {
-            "decision": self.decision,
-            "reasons": self.reasons,
-            "metrics": [{k: clean(v) for k, v in asdict(m).items()} for m in self.metrics],
-        }
+        metrics = [{**asdict(m), "effect": m.effect} for m in self.metrics]
+        return json_ready({"decision": self.decision, "reasons": self.reasons, "metrics": metrics})
 
 
 def critical_tests(policy: Policy) -> int:
     """How many tests can roll back (one per margin, one per limit, on critical metrics)."""
-    count = 0
-    for metric in policy.metrics:
-        if metric.critical:
-            has_margin = (
-                metric.max_regression is not None or metric.max_relative_regression is not None
-            )
-            count += int(has_margin) + int(metric.limit is not None)
+    count = sum(int(m.has_margin) + int(m.limit is not None) for m in policy.metrics if m.critical)
     return max(count, 1)
 
 
@@ -141,32 +125,32 @@ def judge_metric(
         short, have = ("canary", c.n) if c.n < need else ("stable", s.n)
         result.verdict, result.reason = "insufficient", f"{short} has {have:.0f} of {need} samples"
         return result
-    sign = metric.worse_sign
     # A margin relative to the stable mean moves with the stable estimate: the test is then on
     # canary - (1 ± r) · stable, whose variance carries the stable arm's share up to (1 + r)².
     weight = (1 + (metric.max_relative_regression or 0.0)) ** 2
     cmp = compare(s, c, tau=metric.tau, alpha=alpha, stable_weight=weight)
-    result.effect, result.ci_low, result.ci_high = cmp.diff, cmp.low, cmp.high
-    result.threshold = math.log(1 / alpha)
-    worse_low, worse_high = sorted((sign * cmp.low, sign * cmp.high))
-    margin = result.margin = metric.margin(s.mean)
+    effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, c.n)
+    result.effect, result.threshold = effect, math.log(1 / alpha)
+    allowed = result.margin = margin(metric, s.mean)
     failures, unknown = [], []
-    if margin is not None:
+    if allowed is not None:
+        sign = 1.0 if metric.direction == "lower_is_better" else -1.0
         result.statistic = difference_log_lr(
-            s, c, tau=metric.tau, null=sign * margin, stable_weight=weight
+            s, c, tau=metric.tau, null=sign * allowed, stable_weight=weight
         )
-        if worse_low > margin:
-            failures.append(f"worse than stable by more than {margin:.4g}")
-        elif worse_high > margin:
+        reading = effect.read(metric.direction, allowed=allowed)
+        if reading == "fail":
+            failures.append(f"worse than stable by more than {allowed:.4g}")
+        elif reading == "inconclusive":
             unknown.append("difference not yet within the margin")
     if metric.limit is not None:
         low, high = interval(c, tau=metric.tau, alpha=alpha)
-        beyond = low > metric.limit if sign > 0 else high < metric.limit
-        within = high <= metric.limit if sign > 0 else low >= metric.limit
-        word = "above" if sign > 0 else "below"
-        if beyond:
+        own = Effect(c.mean, low, high, 1 - alpha, METHOD, c.n)
+        reading = own.read(metric.direction, beyond=metric.limit)
+        word = "above" if metric.direction == "lower_is_better" else "below"
+        if reading == "fail":
             failures.append(f"{word} the limit {metric.limit:.4g}")
-        elif not within:
+        elif reading == "inconclusive":
             unknown.append(f"not yet clear of the limit {metric.limit:.4g}")
     if failures:
         result.verdict, result.reason = "fail", "; ".join(failures)
@@ -177,7 +161,7 @@ def judge_metric(
     return result
 
 
-def judge(policy: Policy, stable: ArmData, canary: ArmData) -> Verdict:
+def judge(policy: Policy, stable: ArmData, canary: ArmData) -> Judgement:
     """Compare the arms on every policy metric and decide promote, rollback or hold."""
     alpha = policy.alpha / critical_tests(policy)
     verdicts = [
@@ -187,8 +171,8 @@ def judge(policy: Policy, stable: ArmData, canary: ArmData) -> Verdict:
     critical = [v for v in verdicts if v.critical]
     failed = [v for v in critical if v.verdict == "fail"]
     if failed:
-        return Verdict("rollback", [f"{v.name}: {v.reason}" for v in failed], verdicts)
+        return Judgement("rollback", [f"{v.name}: {v.reason}" for v in failed], verdicts)
     if all(v.verdict == "pass" for v in critical):
-        return Verdict("promote", ["every critical metric passed"], verdicts)
+        return Judgement("promote", ["every critical metric passed"], verdicts)
     waiting = [f"{v.name}: {v.reason}" for v in critical if v.verdict != "pass"]
-    return Verdict("hold", waiting, verdicts)
+    return Judgement("hold", waiting, verdicts)

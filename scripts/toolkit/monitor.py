@@ -12,19 +12,20 @@ after `max_step_seconds` rolls back too.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.judge import Decision, Verdict, estimate, judge
-from scripts.toolkit.metrics import MetricSource, MetricsUnavailable
+from contract.files import atomic_write
+from contract.tracks import Track
+from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
+from scripts.toolkit.judge import Decision, Judgement, estimate, judge
+from scripts.toolkit.metrics import MetricsUnavailable, ResumableSource
+from scripts.toolkit.metrics.factory import SourceFactory
 from scripts.toolkit.policy import Policy
-from scripts.toolkit.targets import RolloutTarget
+from scripts.toolkit.targets import RolloutOutcome, RolloutTarget
 
 
 @dataclass
@@ -38,7 +39,7 @@ class RolloutState:
     step_baseline: dict[str, float] | None = None
     last_data_at: float | None = None
     checks: int = 0
-    final: str | None = None
+    final: RolloutOutcome | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     source_state: dict[str, Any] | None = None  # a scrape source's counts, to resume with them
 
@@ -48,7 +49,9 @@ class RolloutState:
         if path is None or not path.is_file():
             return None
         try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
+            state = cls(**json.loads(path.read_text(encoding="utf-8")))
+            state.final = RolloutOutcome(state.final) if state.final is not None else None
+            return state
         except (ValueError, TypeError) as exc:
             raise ToolkitError(
                 f"{path} is not a monitor state file; delete it to start over."
@@ -59,10 +62,7 @@ class RolloutState:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(asdict(self), out, indent=2)
-        os.replace(temporary, path)
+        atomic_write(path, json.dumps(asdict(self), indent=2))
 
 
 @dataclass
@@ -73,7 +73,7 @@ class CheckResult:
     reasons: list[str]
     step: float
     seconds_in_step: float
-    verdict: Verdict | None = None
+    verdict: Judgement | None = None
     action: str | None = None
     at: float = 0.0
 
@@ -91,13 +91,17 @@ class CheckResult:
 
 
 class Monitor:
-    """Judges a canary every `interval_seconds`; with `act`, steps forward or rolls back."""
+    """Judges a canary every `interval_seconds`; with `act`, steps forward or rolls back.
+
+    `source` builds the metric source for a rollout that started at a given time (Prometheus
+    reads from then on); a resumed rollout keeps its start and gives a resumable source back
+    what it had counted, so no data from before an interruption is lost."""
 
     def __init__(
         self,
         policy: Policy,
         target: RolloutTarget,
-        source: MetricSource | None,
+        source: SourceFactory,
         *,
         act: bool,
         state_file: Path | None = None,
@@ -113,34 +117,25 @@ class Monitor:
         now = clock()
         saved = RolloutState.load(state_file)
         identity = target.identity()
-        no_candidate = identity.endswith(":")  # nothing is rolling out (finished, or never began)
         if saved is not None and (
-            saved.target.get("identity") == identity or (saved.final is not None and no_candidate)
+            saved.target.get("identity") == identity.to_dict()
+            # nothing rolls out any more: report how the saved rollout ended
+            or (saved.final is not None and identity.candidate is None)
         ):
             # The same rollout (interrupted, or already ended): go on from where it was.
             self.state = saved
         else:
             self.state = RolloutState(
-                target={"identity": identity, **target.describe()},
+                target={"identity": identity.to_dict(), **target.describe()},
                 started_at=now,
                 step=-1.0,
                 step_started_at=now,
             )
         self.queries = [m.query() for m in policy.metrics]
-        # A source that depends on the rollout's start (Prometheus) is attached once the state
-        # says when that was: pass None, then call `attach`.
-        self.source: MetricSource | None = None
-        if source is not None:
-            self.attach(source)
-
-    def attach(self, source: MetricSource) -> None:
-        """Read metrics from `source`; a resumed rollout gives it back what it had counted (a
-        scrape source's readings) so no data from before an interruption is lost."""
-        self.source = source
-        restore = getattr(source, "restore", None)
-        if restore is not None and self.state.source_state is not None:
+        self.source = source(self.state.started_at)
+        if isinstance(self.source, ResumableSource) and self.state.source_state is not None:
             try:
-                restore(self.state.source_state)
+                self.source.restore(self.state.source_state)
             except ValueError as exc:
                 raise ToolkitError(f"{self.state_file}: {exc}; delete it to start over.") from exc
 
@@ -149,7 +144,8 @@ class Monitor:
         now = self.clock()
         state = self.state
         if state.final is not None:
-            decision: Decision = "promote" if state.final == "promoted" else "rollback"
+            promoted = state.final is RolloutOutcome.PROMOTED
+            decision: Decision = "promote" if promoted else "rollback"
             return CheckResult(
                 decision,
                 [f"this rollout was already {state.final}"],
@@ -162,14 +158,18 @@ class Monitor:
         if step <= 0 and self.act and state.step < 0:
             # A fresh rollout: the canary is deployed with no traffic; start the first step.
             self.target.set_percent(self.policy.steps[0])
-            step = self.policy.steps[0]
+            step = state.step = self.policy.steps[0]
+            state.step_started_at = now
         if step <= 0:
             raise ToolkitError(
-                "the canary serves no traffic; start it with `promote --to next` "
+                "the canary serves no traffic; start it with `python -m scripts.promote --to next` "
                 "or run the monitor with --act."
             )
         if step != state.step:
-            state.step, state.step_started_at, state.step_baseline = step, now, None
+            # A step this monitor did not start (a fresh monitor on a canary moved by hand)
+            # counts every answer since the canary was deployed; a step it set, only new ones.
+            baseline: dict[str, float] | None = {} if state.step < 0 else None
+            state.step, state.step_started_at, state.step_baseline = step, now, baseline
         state.checks += 1
         in_step = now - state.step_started_at
         decision, reasons, verdict = self._decide(now, step, in_step)
@@ -190,14 +190,11 @@ class Monitor:
 
     def _decide(
         self, now: float, step: float, in_step: float
-    ) -> tuple[Decision, list[str], Verdict | None]:
+    ) -> tuple[Decision, list[str], Judgement | None]:
         """Read both arms and judge them; missing data holds, then rolls back."""
         state = self.state
         try:
-            stable_arm, canary_arm = self.target.arms()
-            if self.source is None:
-                raise ToolkitError("the monitor has no metric source; call attach() first.")
-            data = self.source.read(self.queries, (stable_arm, canary_arm))
+            data = self.source.read(self.queries, self.target.arms())
         except MetricsUnavailable as exc:
             since = state.last_data_at if state.last_data_at is not None else state.started_at
             missing = now - since
@@ -212,12 +209,13 @@ class Monitor:
                 )
             return "hold", [f"metrics unavailable ({missing:.0f} s): {exc.message}"], None
         state.last_data_at = now
-        export = getattr(self.source, "export_state", None)
-        if export is not None:
-            state.source_state = export()
-        verdict = judge(self.policy, data["stable"], data["canary"])
+        if isinstance(self.source, ResumableSource):
+            state.source_state = self.source.export_state()
+        verdict = judge(self.policy, data[Track.STABLE], data[Track.CANARY])
+        if step >= 100 and verdict.decision == "hold":
+            self._stuck_at_full(verdict)
         decision, reasons = verdict.decision, list(verdict.reasons)
-        counts = {m: estimate(o).n for m, o in data["canary"].items()}
+        counts = {m: estimate(o).n for m, o in data[Track.CANARY].items()}
         if state.step_baseline is None:
             state.step_baseline = counts
         if decision == "hold" and verdict.no_harm and not self.policy.needs_evidence(step):
@@ -231,6 +229,19 @@ class Monitor:
         if decision == "promote":
             decision, reasons = self._gate_step(counts, in_step, reasons)
         return decision, reasons, verdict
+
+    def _stuck_at_full(self, verdict: Judgement) -> None:
+        """At 100% stable gets no more traffic: if it has too few samples to compare, waiting
+        cannot help, so say so (exit 3) and what to do instead of holding until the limit."""
+        needed = {m.name: self.policy.samples_needed(m) for m in self.policy.metrics}
+        short = [m for m in verdict.metrics if m.critical and m.stable_n < needed[m.name]]
+        if short:
+            raise ToolkitError(
+                f"the canary serves 100% and stable has {short[0].stable_n:.0f} samples of "
+                f"{short[0].name}, too few to compare and none more to come; finish with "
+                "`python -m scripts.promote --to full` or undo with `python -m scripts.rollback`.",
+                exit_code=EXIT_INCONCLUSIVE,
+            )
 
     def _gate_step(
         self, counts: dict[str, float], in_step: float, reasons: list[str]
@@ -257,14 +268,14 @@ class Monitor:
         state = self.state
         if decision == "rollback":
             self.target.rollback()
-            state.final = "rolled back"
-            return "rolled back"
+            state.final = RolloutOutcome.ROLLED_BACK
+            return state.final.value
         if decision != "promote":
             return None
         if step >= 100:
             self.target.finish()
-            state.final = "promoted"
-            return "promoted"
+            state.final = RolloutOutcome.PROMOTED
+            return state.final.value
         following = self.policy.next_step(step)
         self.target.set_percent(following)
         state.step, state.step_started_at, state.step_baseline = following, now, None

@@ -3,26 +3,52 @@
 from __future__ import annotations
 
 import itertools
-import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from contract.files import REPO_ROOT
+from contract.validation import first_error
+from scripts.toolkit.analysis import Direction
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.metrics import MetricQuery, Selector
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "rollout" / "policy.yaml"
+DEFAULT_POLICY = REPO_ROOT / "rollout" / "policy.yaml"
 
 # Effect sizes the test is tuned for when a metric sets neither `effect_size` nor a margin.
 _DEFAULT_TAU = {"ratio": 0.02, "mean": 0.05}
 
 
-class MetricPolicy(BaseModel):
-    """One metric: how to read it, which way is better, and how much worse the canary may be."""
+class Thresholds(BaseModel):
+    """Which way is better, how much worse than the other arm the second may be (the margin,
+    `analysis.margin`), and a value it must not be worse than whatever the other arm does."""
 
     model_config = ConfigDict(extra="forbid")
+
+    direction: Direction
+    max_regression: float | None = Field(default=None, ge=0)
+    max_relative_regression: float | None = Field(default=None, ge=0)
+    limit: float | None = None
+
+    @property
+    def has_margin(self) -> bool:
+        """Whether a margin is set (absolute, relative or both)."""
+        return self.max_regression is not None or self.max_relative_regression is not None
+
+
+class MetricPolicy(Thresholds):
+    """One metric: how to read it, which way is better, and how much worse the canary may be."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -31,10 +57,6 @@ class MetricPolicy(BaseModel):
     good: str | None = None
     total: str | None = None
     histogram: str | None = None
-    direction: Literal["lower_is_better", "higher_is_better"]
-    max_regression: float | None = Field(default=None, ge=0)
-    max_relative_regression: float | None = Field(default=None, ge=0)
-    limit: float | None = None
     critical: bool = True
     min_samples: int | None = Field(default=None, ge=1)
     effect_size: float | None = Field(default=None, gt=0)
@@ -52,28 +74,12 @@ class MetricPolicy(BaseModel):
             raise ValueError("a ratio metric needs `total` and one of `hits` or `good`")
         if self.kind == "mean" and not self.histogram:
             raise ValueError("a mean metric needs a `histogram` selector")
-        thresholds = (self.max_regression, self.max_relative_regression, self.limit)
-        if all(t is None for t in thresholds):
-            raise ValueError("set max_regression, max_relative_regression or limit (or several)")
         return self
-
-    @property
-    def worse_sign(self) -> float:
-        """+1 when a higher value is worse, -1 when a lower value is worse."""
-        return 1.0 if self.direction == "lower_is_better" else -1.0
 
     @property
     def tau(self) -> float:
         """The mixing scale of the sequential test, fixed before data is seen."""
         return self.effect_size or self.max_regression or _DEFAULT_TAU[self.kind]
-
-    def margin(self, stable_value: float) -> float | None:
-        """How much worse than stable the canary may be: the larger of the absolute and the
-        relative allowance (either alone when only one is set)."""
-        allowances = [m for m in (self.max_regression,) if m is not None]
-        if self.max_relative_regression is not None and not math.isnan(stable_value):
-            allowances.append(self.max_relative_regression * abs(stable_value))
-        return max(allowances) if allowances else None
 
     def query(self) -> MetricQuery:
         """What a metric source reads for this metric."""
@@ -87,16 +93,17 @@ class MetricPolicy(BaseModel):
         )
 
 
-class EvalMetricPolicy(BaseModel):
-    """Gate on one offline evaluation score: how much worse than the baseline, and a floor."""
+def _judged(metric: MetricPolicy) -> MetricPolicy:
+    if not metric.has_margin and metric.limit is None:
+        raise ValueError("set max_regression, max_relative_regression or limit (or several)")
+    return metric
 
-    model_config = ConfigDict(extra="forbid")
 
-    direction: Literal["lower_is_better", "higher_is_better"] = "higher_is_better"
-    max_regression: float | None = Field(default=None, ge=0)
-    max_relative_regression: float | None = Field(default=None, ge=0)
-    floor: float | None = None  # higher_is_better: the candidate's mean must reach it
-    ceiling: float | None = None  # lower_is_better: the candidate's mean must stay under it
+class EvalMetricPolicy(Thresholds):
+    """Gate on one offline evaluation score: a margin against the baseline, a limit on the
+    candidate's mean (a floor when higher is better, a ceiling when lower is)."""
+
+    direction: Direction = "higher_is_better"
 
 
 class EvaluationPolicy(BaseModel):
@@ -107,6 +114,17 @@ class EvaluationPolicy(BaseModel):
     dataset: str = "eval/golden.jsonl"
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     metrics: dict[str, EvalMetricPolicy] = Field(min_length=1)
+
+
+class ExperimentPolicy(BaseModel):
+    """What `experiment_report` compares, which metric picks the winner, which may veto it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary: str
+    compare: list[str] = Field(min_length=1)
+    guardrails: list[str] = []
+    metrics: list[MetricPolicy] = []  # read only by experiments: compared against zero
 
 
 class Policy(BaseModel):
@@ -124,8 +142,9 @@ class Policy(BaseModel):
     max_missing_seconds: float = Field(gt=0)
     min_samples: int = Field(ge=1)
     evidence_from_step: float | None = None
-    metrics: list[MetricPolicy] = Field(min_length=1)
+    metrics: list[Annotated[MetricPolicy, AfterValidator(_judged)]] = Field(min_length=1)
     evaluation: EvaluationPolicy | None = None
+    experiment: ExperimentPolicy | None = None
 
     @field_validator("steps")
     @classmethod
@@ -144,10 +163,51 @@ class Policy(BaseModel):
             raise ValueError("max_step_seconds must be at least min_step_seconds")
         if self.evidence_from_step is not None and self.evidence_from_step not in self.steps:
             raise ValueError("evidence_from_step must be one of the steps")
-        names = [m.name for m in self.metrics]
-        if len(set(names)) != len(names):
+        extra = self.experiment.metrics if self.experiment else []
+        if len({m.name for m in [*self.metrics, *extra]}) != len(self.metrics) + len(extra):
             raise ValueError("metric names must be unique")
+        if self.experiment is not None:
+            self._check_experiment(self.experiment)
         return self
+
+    def _check_experiment(self, experiment: ExperimentPolicy) -> None:
+        known, judged = self.measures(rollout_only=False), self.measures()
+        named = [("compare", n) for n in experiment.compare] + [("primary", experiment.primary)]
+        named += [("guardrails", n) for n in experiment.guardrails]
+        for field, name in named:
+            allowed, kind = (
+                (judged, "rollout metric") if field == "guardrails" else (known, "metric")
+            )
+            if name not in allowed:
+                raise ValueError(
+                    f"experiment.{field}: '{name}' is not a {kind} of the policy "
+                    f"(it has: {', '.join(allowed)})"
+                )
+        if experiment.primary not in experiment.compare:
+            raise ValueError("experiment.primary must be one of experiment.compare")
+
+    def experiment_with(
+        self, *, primary: str | None, guardrails: Sequence[str] | None
+    ) -> ExperimentPolicy:
+        """The `experiment:` section, its primary metric or guardrails replaced when given."""
+        if self.experiment is None:
+            raise ToolkitError("the policy has no `experiment:` section to read an experiment by.")
+        changes: dict[str, Any] = {"primary": primary, "guardrails": guardrails}
+        chosen = self.experiment.model_copy(
+            update={k: v for k, v in changes.items() if v is not None}
+        )
+        if chosen.primary not in chosen.compare:
+            chosen = chosen.model_copy(update={"compare": [chosen.primary, *chosen.compare]})
+        try:
+            self._check_experiment(chosen)
+        except ValueError as exc:
+            raise ToolkitError(f"{exc}.") from exc
+        return chosen
+
+    def measures(self, *, rollout_only: bool = True) -> dict[str, MetricPolicy]:
+        """The metrics by name: the rollout's, and with `rollout_only=False` the experiment's."""
+        extra = self.experiment.metrics if self.experiment and not rollout_only else []
+        return {m.name: m for m in [*self.metrics, *extra]}
 
     @property
     def evidence_step(self) -> float:
@@ -189,8 +249,4 @@ def load_policy(path: Path, **overrides: Any) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        field = f" field '{where}':" if where else ""
-        raise ToolkitError(f"{path}:{field} {message}.") from exc
+        raise ToolkitError(f"{path}: {first_error(exc)}.") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -18,23 +19,16 @@ from scipy import stats as scipy_stats
 from contract.registry.loader import load_registry
 from scripts.evaluate_quality import main
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.evaluation import (
-    Answer,
-    Asker,
-    GoldenCase,
-    Side,
-    judge_score,
-    load_dataset,
-    mean_interval,
-    paired_interval,
-    refusal_correctness,
-    score_case,
-    t_quantile,
-    token_f1,
-)
+from scripts.toolkit.evaluation.arms import ArmService
+from scripts.toolkit.evaluation.asking import Asker
+from scripts.toolkit.evaluation.dataset import GoldenCase, load_dataset
+from scripts.toolkit.evaluation.gate import judge_score
+from scripts.toolkit.evaluation.intervals import mean_interval, paired_interval, t_quantile
+from scripts.toolkit.evaluation.scoring import Answer, refusal_correctness, score_case, token_f1
 from scripts.toolkit.policy import EvalMetricPolicy
 from scripts.toolkit.processes import ManagedProcess, free_port
 from tests.conftest import ADMIN_TOKEN, REPO, StartApp
+from tests.scripts.test_policy import EXAMPLE, write
 from tests.support.registry import add_prompt, example_prompt, set_provider_model, write_atomically
 
 GOLDEN = REPO / "eval" / "golden.jsonl"
@@ -46,16 +40,20 @@ QUALITY = ("correctness", "required_facts", "groundedness", "refusal_correctness
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No ROLLOUT_* setting leaks in from the caller; the step summary goes to a scratch file."""
+    """No ROLLOUT_* setting leaks in from the caller; the step summary goes to a scratch file;
+    the policy is the example one, whose thresholds these tests were written for."""
     for name in [n for n in os.environ if n.startswith("ROLLOUT_")]:
         monkeypatch.delenv(name)
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("ROLLOUT_POLICY", str(write(tmp_path, EXAMPLE)))
     return summary
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
     """Call main in-process with --output json; returns the exit code, envelope and stderr."""
+    if "--policy" not in args:
+        args = (*args, "--policy", os.environ["ROLLOUT_POLICY"])
     code = main([*args, "--output", "json"])
     captured = capsys.readouterr()
     envelope = json.loads(captured.out)
@@ -142,7 +140,7 @@ def test_golden_dataset_loads_with_its_digest() -> None:
 def test_a_bad_dataset_line_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(GOLDEN.read_text().splitlines()[0] + '\n{"id": "x", "question": "q"}\n')
-    with pytest.raises(ToolkitError, match=r"bad.jsonl line 2: answerable"):
+    with pytest.raises(ToolkitError, match=r"bad.jsonl line 2: field 'answerable': Field required"):
         load_dataset(str(bad))
 
 
@@ -162,12 +160,8 @@ def test_paired_interval_matches_scipy_paired_t_test() -> None:
 
 def test_identical_arms_give_an_exactly_zero_interval() -> None:
     values = [0.2, 0.9, 0.4, 1.0]
-    assert paired_interval(values, values, alpha=0.05).__dict__ == {
-        "mean": 0.0,
-        "low": 0.0,
-        "high": 0.0,
-        "n": 4,
-    }
+    same = paired_interval(values, values, alpha=0.05)
+    assert (same.estimate, same.low, same.high, same.n) == (0.0, 0.0, 0.0, 4)
     single = mean_interval([0.5], alpha=0.05)
     assert single.low == float("-inf") and single.high == float("inf")
 
@@ -184,14 +178,14 @@ def test_t_quantile_without_scipy_matches_scipy(
 
 # --- the gate --------------------------------------------------------------------------------
 
-HIGHER = EvalMetricPolicy(max_regression=0.05, floor=0.3)
+HIGHER = EvalMetricPolicy(max_regression=0.05, limit=0.3)
 
 
 def test_gate_requires_the_lower_bound_within_the_margin() -> None:
     # Mean difference -0.02 (inside the margin) but so noisy that -0.05 is not ruled out.
     noisy = [(0.5 + d, 0.5) for d in [-0.3, 0.26] * 5]
     result = judge_score("correctness", HIGHER, noisy, alpha=0.05)
-    assert result.difference.mean == pytest.approx(-0.02)
+    assert result.difference.estimate == pytest.approx(-0.02)
     assert result.difference.low < -0.05
     assert result.verdict == "fail"
     assert "not shown within the margin" in result.reason
@@ -208,7 +202,7 @@ def test_gate_fails_a_candidate_clearly_worse_or_below_the_floor() -> None:
     worse = judge_score("correctness", HIGHER, [(0.6, 0.8)] * 10, alpha=0.05)
     assert worse.verdict == "fail" and "by more than 0.05" in worse.reason
     low = judge_score("correctness", HIGHER, [(0.25, 0.25)] * 10, alpha=0.05)
-    assert low.verdict == "fail" and "below the floor 0.3" in low.reason
+    assert low.verdict == "fail" and "below the limit 0.3" in low.reason
 
 
 def test_gate_reads_lower_is_better_scores_with_a_relative_margin() -> None:
@@ -223,7 +217,7 @@ def test_gate_without_enough_cases_or_rules() -> None:
     assert judge_score("correctness", HIGHER, [(1.0, 1.0)], alpha=0.05).verdict == "inconclusive"
     assert judge_score("correctness", HIGHER, [(0.9, 1.0)], alpha=0.05).verdict == "inconclusive"
     assert judge_score("correctness", None, [(0.9, 1.0)] * 3, alpha=0.05).verdict == "report"
-    assert judge_score("correctness", HIGHER, [], alpha=0.05).verdict == "n/a"
+    assert judge_score("correctness", HIGHER, [], alpha=0.05).verdict == "missing"
 
 
 # --- requests: retries only on connection errors ---------------------------------------------
@@ -248,7 +242,7 @@ async def _ask(handler: Any, retries: int = 2) -> tuple[Answer, int]:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(counting)) as client:
         asker = Asker(client, "rag_answer", ADMIN_TOKEN, retries)
-        answer = await asker.ask(Side("candidate", "http://svc", "v2"), CASE)
+        answer = await asker.ask(ArmService("candidate", "http://svc", "v2"), CASE)
     return answer, len(calls)
 
 
@@ -311,9 +305,9 @@ def test_unreachable_service_is_a_usage_error(capsys: pytest.CaptureFixture[str]
 def test_a_policy_rule_for_an_unknown_score_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    text = (REPO / "rollout" / "policy.yaml").read_text()
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(text.replace("correctness: {", "correctnes: {", 1))
+    data = copy.deepcopy(EXAMPLE)
+    data["evaluation"]["metrics"]["correctnes"] = data["evaluation"]["metrics"].pop("correctness")
+    policy = write(tmp_path, data)
     code, envelope, _ = run(capsys, "--policy", str(policy), "--url", "http://127.0.0.1:9")
     assert code == 2
     assert "unknown score 'correctnes'" in envelope["errors"][0]
@@ -374,7 +368,7 @@ def test_context_free_candidate_fails_the_gate(
     code, envelope, _ = run(capsys, *pinned, "--candidate-version", "v2-no-context")
     scores = envelope["data"]["scores"]
     assert code == 1 and envelope["status"] == "fail"
-    assert scores["required_facts"]["candidate"]["mean"] == 0.0
+    assert scores["required_facts"]["candidate"]["estimate"] == 0.0
     for name in ("correctness", "required_facts", "groundedness"):
         assert scores[name]["verdict"] == "fail"
         assert scores[name]["difference"]["ci_high"] < -0.05  # worse beyond doubt
@@ -407,12 +401,8 @@ def test_a_version_against_itself_differs_by_exactly_zero(
     scores = envelope["data"]["scores"]
     assert code == 0
     for name in (*QUALITY, "cost_per_answer"):
-        assert scores[name]["difference"] == {
-            "mean": 0.0,
-            "ci_low": 0.0,
-            "ci_high": 0.0,
-            "n": scores[name]["difference"]["n"],
-        }
+        difference = scores[name]["difference"]
+        assert (difference["estimate"], difference["ci_low"], difference["ci_high"]) == (0, 0, 0)
     assert scores["latency_seconds"]["verdict"] == "pass"
 
 
@@ -483,7 +473,7 @@ def test_write_evaluation_records_the_result_in_the_registry(
     assert record["dataset"]["n"] == 20
     assert record["baseline"]["prompt"]["version"] == "v1"
     assert record["gate"]["passed"] is False and record["gate"]["status"] == "fail"
-    assert record["scores"]["required_facts"]["mean"] == 0.0
+    assert record["scores"]["required_facts"]["estimate"] == 0.0
     assert record["evaluated_at"].endswith("+00:00")
     assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "evaluation.json"]
 
@@ -557,5 +547,5 @@ def test_failing_candidate_answers_count_as_errors(
     data = envelope["data"]
     assert code == 1
     assert (data["candidate"]["errors"], data["baseline"]["errors"]) == (10, 0)
-    assert data["scores"]["correctness"]["candidate"]["mean"] == 0.0
+    assert data["scores"]["correctness"]["candidate"]["estimate"] == 0.0
     assert {c["candidate_error"] for c in data["cases"]} == {"HTTP 503"}

@@ -19,15 +19,13 @@ from scipy import stats as scipy_stats
 from app.core.metrics import ServiceMetrics
 from contract.assignment import in_canary
 from scripts.experiment_report import main
-from scripts.toolkit.experiment import (
-    chi_square_sf,
-    histogram_quantile,
-    sample_ratio_check,
-)
+from scripts.toolkit.experiment.srm import chi_square_sf, sample_ratio_check
+from scripts.toolkit.experiment.variant_stats import histogram_quantile
 from scripts.toolkit.metrics import Histogram
 from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
 from tests.conftest import REPO, StartApp
+from tests.scripts.test_policy import EXAMPLE, write
 from tests.support.polling import poll_until
 from tests.support.registry import add_prompt
 
@@ -36,15 +34,17 @@ SYNTHETIC = ["--production-version", "v1", "--canary-version", "v2", "--canary-p
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No ROLLOUT_* setting leaks in from the caller; the step summary goes to a scratch file."""
+    """No ROLLOUT_* setting leaks in from the caller; the step summary goes to a scratch file;
+    the policy is the example one, whose thresholds these tests were written for."""
     for name in [n for n in os.environ if n.startswith("ROLLOUT_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("ROLLOUT_POLICY", str(write(tmp_path, EXAMPLE)))
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     """Call main in-process with --output json; returns the exit code and the envelope."""
-    code = main([*args, "--output", "json"])
+    code = main([*args, "--policy", os.environ["ROLLOUT_POLICY"], "--output", "json"])
     envelope = json.loads(capsys.readouterr().out)
     assert envelope["exit_code"] == code
     return code, envelope
@@ -155,8 +155,8 @@ def test_clearly_better_canary_wins_and_the_promote_command_is_printed(
     data = envelope["data"]
     assert code == 0
     assert (data["winner"], data["winner_role"]) == ("v2", "canary")
-    quality = data["comparisons"]["quality"]
-    assert quality["ci_low"] > 0 and quality["better"] == "canary"
+    quality = data["comparisons"]["quality_score"]
+    assert quality["effect"]["ci_low"] > 0 and quality["better"] == "canary"
     assert data["next_command"] == (
         "python -m scripts.promote --target prompt --prompt rag_answer --to full"
     )
@@ -181,8 +181,10 @@ def test_a_guardrail_worse_beyond_its_margin_vetoes_the_winner(
     assert code == 3 and data["winner"] is None
     assert data["guardrails"]["error_rate"]["blocks"] is True
     assert data["guardrails"]["slow_answers"]["blocks"] is False
+    assert data["guardrails"]["error_rate"]["verdict"] == "fail"
     assert data["reasons"] == [
-        "canary v2 is better on quality but error_rate is significantly worse by more than 0.02"
+        "canary v2 is better on quality_score but error_rate is significantly worse by more "
+        "than 0.02"
     ]
 
 
@@ -197,8 +199,8 @@ def test_too_little_data_declares_nothing(
     code, envelope = run(capsys, *SYNTHETIC, "--metrics-file", str(page))
     assert code == 3
     assert envelope["data"]["reasons"] == [
-        "production v1 has 60 of the 200 quality observations needed",
-        "canary v2 has 60 of the 200 quality observations needed",
+        "production v1 has 60 of the 200 quality_score observations needed",
+        "canary v2 has 60 of the 200 quality_score observations needed",
     ]
 
 
@@ -211,9 +213,9 @@ def test_equal_variants_say_how_far_a_decision_is(
         quality={"v1": ((0.3, 1.0), 300), "v2": ((0.32, 1.0), 300)},  # means 0.65, 0.66
     )
     code, envelope = run(capsys, *SYNTHETIC, "--metrics-file", str(page))
-    quality = envelope["data"]["comparisons"]["quality"]
+    quality = envelope["data"]["comparisons"]["quality_score"]
     assert code == 3 and envelope["status"] == "inconclusive"
-    assert quality["ci_low"] < 0 < quality["ci_high"]
+    assert quality["effect"]["ci_low"] < 0 < quality["effect"]["ci_high"]
     assert quality["data_factor"] > 1
     assert "interval holds 0" in envelope["data"]["reasons"][0]
 
@@ -232,7 +234,9 @@ def test_unknown_guardrail_is_a_usage_error(
     page = metrics_file(tmp_path / "m.txt", users={"v1": 1, "v2": 1}, quality={})
     code, envelope = run(capsys, *SYNTHETIC, "--metrics-file", str(page), "--guardrail", "speed")
     assert code == 2
-    assert envelope["errors"][0].startswith("guardrail 'speed' is not a metric of the rollout")
+    assert envelope["errors"][0].startswith(
+        "experiment.guardrails: 'speed' is not a rollout metric of the policy"
+    )
 
 
 def test_unreachable_metrics_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,10 +294,10 @@ def test_half_and_half_experiment_counts_every_user_in_their_variant(
     assert abs(in_v2 / 500 - 0.5) < 0.1
     assert data["srm"]["flagged"] is False and data["srm"]["p_value"] > 0.001
     assert sum(s["answers"] for s in data["variants"]) == 500
-    assert sum(s["feedback"] for s in data["variants"]) == 500
+    assert sum(s["metrics"]["positive_feedback"]["n"] for s in data["variants"]) == 500
     # A winner exactly when the quality interval excludes zero (no guardrail can veto here:
     # nothing fails and nothing is slow).
-    quality = data["comparisons"]["quality"]
+    quality = data["comparisons"]["quality_score"]["effect"]
     if quality["ci_low"] > 0 or quality["ci_high"] < 0:
         assert code == 0 and data["winner"] == ("v2" if quality["ci_low"] > 0 else "v1")
     else:
@@ -315,11 +319,11 @@ def test_production_beats_the_context_free_canary_on_quality(
     data = envelope["data"]
     assert code == 0
     assert (data["winner"], data["winner_role"]) == ("v1", "production")
-    assert data["comparisons"]["quality"]["ci_high"] < 0  # the canary is worse
-    assert data["comparisons"]["feedback"]["better"] == "production"
+    assert data["comparisons"]["quality_score"]["effect"]["ci_high"] < 0  # the canary is worse
+    assert data["comparisons"]["positive_feedback"]["better"] == "production"
     assert data["next_command"] == (
         f"python -m scripts.rollback --target prompt --prompt rag_answer --registry-dir "
-        f"{registry} --reason 'A/B: v1 beat v2-no-context on quality'"
+        f"{registry} --reason 'A/B: v1 beat v2-no-context on quality_score'"
     )
     assert "To act on it:" in summary_text(tmp_path)
 

@@ -1,4 +1,4 @@
-"""The judge on synthetic observations with known answers, under the repository's own policy."""
+"""The judge on synthetic observations with known answers, under a policy with known thresholds."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ import numpy as np
 import pytest
 
 from contract.metrics import COST_BUCKETS, SCORE_BUCKETS
-from scripts.toolkit.judge import MetricVerdict, Verdict, critical_tests, judge, judge_metric
+from scripts.toolkit.analysis import Effect, margin
+from scripts.toolkit.judge import Judgement, MetricVerdict, critical_tests, judge, judge_metric
 from scripts.toolkit.metrics import ArmData, Histogram, Ratio
-from scripts.toolkit.policy import DEFAULT_POLICY, MetricPolicy, Policy, load_policy
+from scripts.toolkit.policy import MetricPolicy, Policy
+from tests.scripts.test_policy import example_policy
 
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    """rollout/policy.yaml as shipped."""
-    return load_policy(DEFAULT_POLICY)
+    """The example policy: the thresholds these tests were written for."""
+    return example_policy()
+
+
+def effect_of(metric: MetricVerdict) -> Effect:
+    """The metric's effect, which it must have."""
+    assert metric.effect is not None
+    return metric.effect
 
 
 def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
@@ -58,7 +66,7 @@ def arm(
     }
 
 
-def by_name(verdict: Verdict) -> dict[str, MetricVerdict]:
+def by_name(verdict: Judgement) -> dict[str, MetricVerdict]:
     """The verdict's metrics by name."""
     return {m.name: m for m in verdict.metrics}
 
@@ -158,7 +166,7 @@ def test_a_canary_with_lower_quality_rolls_back_naming_quality_score(policy: Pol
     verdict = judge(policy, arm(19 * 1000), arm(1000, refusals=worse))
     assert verdict.decision == "rollback"
     metrics = by_name(verdict)
-    assert metrics["quality_score"].effect == pytest.approx(-0.2)
+    assert effect_of(metrics["quality_score"]).estimate == pytest.approx(-0.2)
     assert metrics["quality_score"].verdict == "fail"
     assert [r.split(":")[0] for r in verdict.reasons] == ["quality_score"]
 
@@ -171,7 +179,7 @@ def test_a_canary_beyond_the_limit_rolls_back_even_when_stable_is_as_bad(policy:
     error_rate = by_name(verdict)["error_rate"]
     assert error_rate.verdict == "fail"
     assert error_rate.reason == "above the limit 0.05"
-    assert error_rate.ci_low is not None and error_rate.ci_low < error_rate.margin  # type: ignore[operator]
+    assert error_rate.margin is not None and effect_of(error_rate).low < error_rate.margin
 
 
 def test_a_quality_limit_below_which_the_canary_fails(policy: Policy) -> None:
@@ -253,10 +261,12 @@ def test_decision_record_fields(policy: Policy) -> None:
     for metric in record["metrics"]:
         assert metric["alpha"] == pytest.approx(policy.alpha / 5)
         assert metric["threshold"] == pytest.approx(math.log(5 / policy.alpha))
-        assert metric["ci_low"] <= metric["effect"] <= metric["ci_high"]
+        effect = metric["effect"]
+        assert effect["ci_low"] <= effect["estimate"] <= effect["ci_high"]
+        assert effect["level"] == pytest.approx(1 - policy.alpha / 5)
         assert metric["stable_n"] > 0 and metric["canary_n"] > 0
     error_rate = next(m for m in record["metrics"] if m["name"] == "error_rate")
-    assert error_rate["effect"] == pytest.approx(0.09)
+    assert error_rate["effect"]["estimate"] == pytest.approx(0.09)
     assert error_rate["margin"] == 0.02
     assert error_rate["limit"] == 0.05
     assert error_rate["stable_value"] == pytest.approx(0.01)
@@ -264,7 +274,7 @@ def test_decision_record_fields(policy: Policy) -> None:
     # The statistic is the evidence against "worse by exactly the margin": past the threshold
     # exactly when the margin lies outside the interval.
     assert error_rate["statistic"] >= error_rate["threshold"]
-    assert error_rate["ci_low"] > error_rate["margin"]
+    assert error_rate["effect"]["ci_low"] > error_rate["margin"]
 
 
 def test_statistic_stays_under_its_threshold_while_inconclusive(policy: Policy) -> None:
@@ -273,8 +283,8 @@ def test_statistic_stays_under_its_threshold_while_inconclusive(policy: Policy) 
     assert quality.verdict == "inconclusive"
     assert quality.statistic is not None and quality.threshold is not None
     assert quality.statistic < quality.threshold
-    assert quality.ci_low is not None and quality.ci_high is not None
-    assert quality.ci_low < -quality.margin < quality.ci_high  # type: ignore[operator]
+    assert quality.margin is not None
+    assert effect_of(quality).low < -quality.margin < effect_of(quality).high
 
 
 def test_alpha_is_split_over_the_critical_tests_only(policy: Policy) -> None:
@@ -322,9 +332,9 @@ def test_relative_margin_is_a_share_of_the_stable_mean(policy: Policy) -> None:
 
 def test_the_larger_of_absolute_and_relative_margins_applies() -> None:
     metric = cost_metric(max_regression=0.00004)
-    assert metric.margin(1e-4) == pytest.approx(4e-5)  # absolute is larger
-    assert metric.margin(1e-3) == pytest.approx(2.5e-4)  # relative is larger
-    assert cost_metric().margin(math.nan) is None
+    assert margin(metric, 1e-4) == pytest.approx(4e-5)  # absolute is larger
+    assert margin(metric, 1e-3) == pytest.approx(2.5e-4)  # relative is larger
+    assert margin(cost_metric(), math.nan) is None
 
 
 def test_relative_margin_accounts_for_the_uncertainty_of_the_stable_mean(policy: Policy) -> None:
@@ -340,9 +350,9 @@ def test_relative_margin_accounts_for_the_uncertainty_of_the_stable_mean(policy:
         canary,
         alpha=0.01,
     )
-    assert relative.ci_low is not None and absolute.ci_low is not None
-    assert relative.effect == pytest.approx(absolute.effect)
-    assert relative.ci_low < absolute.ci_low
+    rel, ab = effect_of(relative), effect_of(absolute)
+    assert rel.estimate == pytest.approx(ab.estimate)
+    assert rel.low < ab.low
     # Equal arms: the stable arm's variance counts 1.25² times instead of once.
-    ratio = (relative.effect - relative.ci_low) / (absolute.effect - absolute.ci_low)  # type: ignore[operator]
+    ratio = (rel.estimate - rel.low) / (ab.estimate - ab.low)
     assert 1.1 < ratio < 1.25

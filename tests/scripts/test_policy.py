@@ -1,4 +1,6 @@
-"""The rollout policy: the repository's file loads; each mistake is named with file and field."""
+"""The rollout policy: the shipped file loads and reads what a live service exposes; each
+mistake is named with file and field. Thresholds are tested on a policy built here, so a forker
+tuning rollout/policy.yaml breaks no test."""
 
 from __future__ import annotations
 
@@ -7,21 +9,78 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from contract.metrics import OUTCOMES, RATINGS
+from scripts.toolkit.analysis import margin
 from scripts.toolkit.cli import EXIT_USAGE, ToolkitError
+from scripts.toolkit.experiment.variant_stats import VARIANT_QUERIES
+from scripts.toolkit.metrics import parse_exposition
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
+from tests.conftest import StartApp
 
 Change = Callable[[dict[str, Any]], None]
 
+# A complete policy with known thresholds (those shipped when these tests were written).
+EXAMPLE: dict[str, Any] = {
+    "schema_version": 1,
+    "alpha": 0.05,
+    "steps": [5, 20, 50, 100],
+    "interval_seconds": 30,
+    "min_step_seconds": 120,
+    "max_step_seconds": 1800,
+    "max_missing_seconds": 180,
+    "min_samples": 200,
+    "metrics": [
+        {"name": "error_rate", "kind": "ratio", "hits": 'app_answers_total{outcome="error"}',
+         "total": "app_answers_total", "direction": "lower_is_better", "max_regression": 0.02,
+         "limit": 0.05},
+        {"name": "slow_answers", "kind": "ratio",
+         "good": 'app_answer_duration_seconds_bucket{le="0.5"}',
+         "total": "app_answer_duration_seconds_count", "direction": "lower_is_better",
+         "max_regression": 0.05},
+        {"name": "quality_score", "kind": "mean", "histogram": "app_quality_score",
+         "direction": "higher_is_better", "max_regression": 0.05, "limit": 0.5},
+        {"name": "cost_per_answer", "kind": "mean", "histogram": "app_answer_cost_usd",
+         "direction": "lower_is_better", "max_relative_regression": 0.25,
+         "effect_size": 0.00005, "critical": False},
+        {"name": "negative_feedback", "kind": "ratio", "hits": 'app_feedback_total{rating="down"}',
+         "total": "app_feedback_total", "direction": "lower_is_better", "max_regression": 0.10,
+         "critical": False, "min_samples": 50},
+    ],
+    "evaluation": {
+        "metrics": {
+            name: {"max_regression": 0.05, "limit": limit}
+            for name, limit in [("correctness", 0.3), ("required_facts", 0.5),
+                                ("groundedness", 0.6), ("refusal_correctness", 0.6)]
+        }
+        | {
+            "latency_seconds": {"direction": "lower_is_better", "max_relative_regression": 0.5,
+                                "max_regression": 0.05},
+            "cost_per_answer": {"direction": "lower_is_better", "max_relative_regression": 0.25},
+        }
+    },
+    "experiment": {
+        "primary": "quality_score",
+        "compare": ["quality_score", "positive_feedback", "error_rate", "latency_seconds",
+                    "cost_per_answer"],
+        "guardrails": ["error_rate", "slow_answers"],
+        "metrics": [
+            {"name": "positive_feedback", "kind": "ratio",
+             "hits": 'app_feedback_total{rating="up"}', "total": "app_feedback_total",
+             "direction": "higher_is_better", "effect_size": 0.10},
+            {"name": "latency_seconds", "kind": "mean", "histogram": "app_answer_duration_seconds",
+             "direction": "lower_is_better", "effect_size": 0.05},
+        ],
+    },
+}  # fmt: skip
 
-@pytest.fixture(scope="module")
-def shipped() -> dict[str, Any]:
-    """rollout/policy.yaml as plain data."""
-    data = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
+
+def example_policy(**changes: Any) -> Policy:
+    """EXAMPLE, with top-level fields replaced."""
+    return Policy.model_validate({**copy.deepcopy(EXAMPLE), **changes})
 
 
 def write(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -31,38 +90,44 @@ def write(tmp_path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def test_the_repository_policy_loads() -> None:
+def test_the_shipped_policy_loads_and_every_metric_is_readable() -> None:
     policy = load_policy(DEFAULT_POLICY)
-    assert policy.steps == [5, 20, 50, 100]
-    assert policy.alpha == 0.05
-    assert [m.name for m in policy.metrics] == [
-        "error_rate",
-        "slow_answers",
-        "quality_score",
-        "cost_per_answer",
-        "negative_feedback",
-    ]
-    assert [m.name for m in policy.metrics if m.critical] == [
-        "error_rate",
-        "slow_answers",
-        "quality_score",
-    ]
-    # Every metric turns into a query a metric source can read.
-    queries = {m.name: m.query() for m in policy.metrics}
-    assert queries["slow_answers"].good is not None
-    assert queries["slow_answers"].good.matchers == (("le", "=", "0.5"),)
-    assert queries["quality_score"].histogram is not None
-    # tau defaults to the absolute margin; the cost metric sets its own.
-    taus = {m.name: m.tau for m in policy.metrics}
-    assert taus == {
-        "error_rate": 0.02,
-        "slow_answers": 0.05,
-        "quality_score": 0.05,
-        "cost_per_answer": 0.00005,
-        "negative_feedback": 0.10,
-    }
-    assert policy.samples_needed(policy.metrics[4]) == 50
-    assert policy.samples_needed(policy.metrics[0]) == 200
+    assert policy.metrics and any(m.critical for m in policy.metrics)
+    for metric in policy.measures(rollout_only=False).values():
+        query = metric.query()  # every metric turns into a query a metric source can read
+        assert query.histogram is not None or query.total is not None
+        assert metric.tau > 0
+    assert policy.evaluation is not None and policy.experiment is not None
+
+
+@pytest.mark.integration
+def test_the_shipped_selectors_match_what_a_live_service_exposes(start_app: StartApp) -> None:
+    """Every selector of the shipped policy (and of the A/B report) names a family a running
+    service exposes, with labels and values it uses (an outcome or rating the service declares
+    but has not counted yet included)."""
+    app = start_app()
+    with httpx.Client(base_url=app.url, timeout=10) as client:
+        for rating in RATINGS:
+            body = {"question": "How long do I have to ask for a refund?", "user_id": rating}
+            answer = client.post("/v1/answer", json=body).json()
+            feedback = {"request_id": answer["request_id"], "rating": rating}
+            client.post("/v1/feedback", json=feedback).raise_for_status()
+        samples = parse_exposition(client.get("/metrics").text)
+    declared = {"outcome": set(OUTCOMES), "rating": set(RATINGS)}
+    queries = [m.query() for m in load_policy(DEFAULT_POLICY).measures(rollout_only=False).values()]
+    for query in [*queries, *VARIANT_QUERIES]:
+        parts = [
+            (query.hits, ""),
+            (query.good, ""),
+            (query.total, ""),
+            (query.histogram, "_bucket"),
+        ]
+        for selector, suffix in [(s, x) for s, x in parts if s is not None]:
+            series = [labels for name, labels, _ in samples if name == selector.name + suffix]
+            assert series, f"{query.name}: the service exposes no {selector.name}{suffix}"
+            for label, _, value in selector.matchers:
+                seen = {labels.get(label) for labels in series}
+                assert value in seen | declared.get(label, set()), (query.name, label, value)
 
 
 def first_metric(change: Callable[[dict[str, Any]], None]) -> Change:
@@ -167,9 +232,9 @@ INVALID: list[tuple[str, Change, str]] = [
     ("change", "message"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )
 def test_an_invalid_policy_is_refused_naming_file_and_field(
-    tmp_path: Path, shipped: dict[str, Any], change: Change, message: str
+    tmp_path: Path, change: Change, message: str
 ) -> None:
-    data = copy.deepcopy(shipped)
+    data = copy.deepcopy(EXAMPLE)
     change(data)
     path = write(tmp_path, data)
     with pytest.raises(ToolkitError) as caught:
@@ -200,20 +265,22 @@ def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:
         load_policy(tmp_path / "nope.yaml")
 
 
-def test_overrides_replace_top_level_numbers() -> None:
-    policy = load_policy(DEFAULT_POLICY, interval_seconds=2, min_step_seconds=None)
+def test_overrides_replace_top_level_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE)
+    policy = load_policy(path, interval_seconds=2, min_step_seconds=None)
     assert policy.interval_seconds == 2
     assert policy.min_step_seconds == 120  # None leaves the file's value
-    assert load_policy(DEFAULT_POLICY, min_step_seconds=5).min_step_seconds == 5
+    assert load_policy(path, min_step_seconds=5).min_step_seconds == 5
 
 
-def test_an_invalid_override_is_refused_like_the_file_value() -> None:
+def test_an_invalid_override_is_refused_like_the_file_value(tmp_path: Path) -> None:
+    path = write(tmp_path, EXAMPLE)
     with pytest.raises(
         ToolkitError, match="field 'interval_seconds': Input should be greater than 0"
     ):
-        load_policy(DEFAULT_POLICY, interval_seconds=0)
+        load_policy(path, interval_seconds=0)
     with pytest.raises(ToolkitError, match="max_step_seconds must be at least min_step_seconds"):
-        load_policy(DEFAULT_POLICY, min_step_seconds=4000)
+        load_policy(path, min_step_seconds=4000)
 
 
 @pytest.mark.parametrize(
@@ -221,14 +288,30 @@ def test_an_invalid_override_is_refused_like_the_file_value() -> None:
     [(0, 5), (5, 20), (7, 20), (20, 50), (50, 100), (99.5, 100), (100, 100)],
 )
 def test_next_step(current: float, expected: float) -> None:
-    assert load_policy(DEFAULT_POLICY).next_step(current) == expected
+    assert example_policy().next_step(current) == expected
 
 
-def test_relative_and_absolute_margins(shipped: dict[str, Any]) -> None:
-    policy = Policy.model_validate(shipped)
-    cost = next(m for m in policy.metrics if m.name == "cost_per_answer")
-    assert cost.margin(2e-4) == pytest.approx(5e-5)
-    error_rate = policy.metrics[0]
-    assert error_rate.margin(0.3) == 0.02  # absolute only
-    assert error_rate.worse_sign == 1.0
-    assert policy.metrics[2].worse_sign == -1.0
+def test_relative_and_absolute_margins() -> None:
+    metrics = example_policy().measures()
+    assert margin(metrics["cost_per_answer"], 2e-4) == pytest.approx(5e-5)
+    assert margin(metrics["error_rate"], 0.3) == 0.02  # absolute only
+
+
+def test_tau_is_the_effect_size_else_the_absolute_margin_else_a_default() -> None:
+    taus = {m.name: m.tau for m in example_policy().measures(rollout_only=False).values()}
+    assert taus["error_rate"] == 0.02
+    assert taus["cost_per_answer"] == 0.00005
+    data = copy.deepcopy(EXAMPLE)
+    data["metrics"][0].pop("max_regression")
+    assert Policy.model_validate(data).metrics[0].tau == 0.02  # the default for ratios
+    assert example_policy().samples_needed(example_policy().metrics[4]) == 50
+
+
+def test_the_experiment_options_replace_the_policys_choice() -> None:
+    policy = example_policy()
+    chosen = policy.experiment_with(primary="latency_seconds", guardrails=["error_rate"])
+    assert (chosen.primary, chosen.guardrails) == ("latency_seconds", ["error_rate"])
+    with pytest.raises(ToolkitError, match=r"experiment\.guardrails: 'speed' is not a rollout"):
+        policy.experiment_with(primary=None, guardrails=["speed"])
+    with pytest.raises(ToolkitError, match="no `experiment:` section"):
+        example_policy(experiment=None).experiment_with(primary=None, guardrails=None)

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.evaluation.arms import ArmService
 from scripts.toolkit.evaluation.dataset import GoldenCase
 from scripts.toolkit.evaluation.scoring import Answer
-from scripts.toolkit.evaluation.sides import Side
 
 
 def _parse_answer(body: Any, elapsed: float) -> Answer:
@@ -45,18 +45,18 @@ class Asker:
     admin_token: str | None
     retries: int
 
-    async def ask(self, side: Side, case: GoldenCase) -> Answer:
+    async def ask(self, arm: ArmService, case: GoldenCase) -> Answer:
         """One answer; connection errors are retried, nothing else is."""
         headers = {}
-        if side.version is not None:
+        if arm.version is not None:
             headers = {
-                "X-Pin-Prompt-Version": side.version,
+                "X-Pin-Prompt-Version": arm.version,
                 "X-Admin-Token": self.admin_token or "",
             }
         # A fixed user id keeps an unpinned service's variant assignment deterministic, and
         # counts the evaluation as one user in the experiment metrics (not one per request).
         payload = {"question": case.question, "prompt": self.prompt, "user_id": "evaluate-quality"}
-        url = f"{side.url.rstrip('/')}/v1/answer"
+        url = f"{arm.url.rstrip('/')}/v1/answer"
         for attempt in range(self.retries + 1):
             started = time.perf_counter()
             try:
@@ -64,7 +64,7 @@ class Asker:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt == self.retries:
                     raise ToolkitError(
-                        f"lost the {side.role} service at {side.url} ({exc.__class__.__name__})."
+                        f"lost the {arm.role} service at {arm.url} ({exc.__class__.__name__})."
                     ) from exc
                 await asyncio.sleep(0.25 * 2**attempt)
                 continue
@@ -72,10 +72,10 @@ class Asker:
                 return Answer(error="timeout")
             except httpx.HTTPError as exc:
                 return Answer(error=exc.__class__.__name__)
-            return self._answer(side, response, time.perf_counter() - started)
+            return self._answer(arm, response, time.perf_counter() - started)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _answer(self, side: Side, response: httpx.Response, elapsed: float) -> Answer:
+    def _answer(self, arm: ArmService, response: httpx.Response, elapsed: float) -> Answer:
         if response.status_code >= 500 or response.status_code == 429:
             return Answer(error=f"HTTP {response.status_code}")
         if response.status_code != 200:
@@ -85,7 +85,7 @@ class Asker:
             except ValueError:
                 detail = response.text[:200]
             raise ToolkitError(
-                f"the {side.role} service at {side.url} refused the request "
+                f"the {arm.role} service at {arm.url} refused the request "
                 f"(HTTP {response.status_code}: {detail.rstrip('.')})."
             )
         try:
@@ -94,18 +94,18 @@ class Asker:
             return Answer(error="response is not JSON")
         answer = _parse_answer(body, elapsed)
         if (
-            side.version is not None
+            arm.version is not None
             and answer.error is None
-            and answer.prompt_version != side.version
+            and answer.prompt_version != arm.version
         ):
-            return Answer(error=f"served {answer.prompt_version}, not the pinned {side.version}")
+            return Answer(error=f"served {answer.prompt_version}, not the pinned {arm.version}")
         return answer
 
 
 async def collect_answers(
     cases: Sequence[GoldenCase],
-    candidate: Side,
-    baseline: Side,
+    candidate: ArmService,
+    baseline: ArmService,
     *,
     prompt: str,
     admin_token: str | None,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from scripts.toolkit.cli import Outcome, ToolkitError
+from scripts.toolkit.evaluation.arms import resolve_arms
 from scripts.toolkit.evaluation.dataset import load_dataset
 from scripts.toolkit.evaluation.gate import check_policy
 from scripts.toolkit.evaluation.record import evaluation_path, evaluation_record, write_evaluation
 from scripts.toolkit.evaluation.render import render_markdown, render_text
 from scripts.toolkit.evaluation.run import evaluate
-from scripts.toolkit.evaluation.sides import resolve_sides
 from scripts.toolkit.policy import load_policy
 
 
@@ -38,7 +38,7 @@ def quality_gate(
         raise ToolkitError(f"{policy_path} has no `evaluation:` section to gate on.")
     check_policy(policy.evaluation)
     cases = load_dataset(dataset or policy.evaluation.dataset, limit=limit)
-    candidate, baseline, cand_info, base_info = resolve_sides(
+    candidate, baseline, cand_info, base_info = resolve_arms(
         prompt=prompt,
         url=url,
         candidate_url=candidate_url,

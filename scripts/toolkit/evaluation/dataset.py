@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from contract.files import REPO_ROOT
+from contract.validation import first_error
 from scripts.toolkit.cli import ToolkitError
 
-REPO = Path(__file__).resolve().parents[3]
+DEFAULT_DATASET = "eval/golden.jsonl"
 
 
 class GoldenCase(BaseModel):
@@ -47,16 +49,17 @@ class Dataset:
         }
 
 
-def resolve_dataset(path: str) -> Path:
+def resolve_dataset(path: str | Path) -> Path:
     """A relative dataset path is read from the current folder, else from the repository."""
     given = Path(path)
     if given.is_absolute() or given.exists():
         return given
-    return REPO / given
+    return REPO_ROOT / given
 
 
-def load_dataset(path: str, *, limit: int | None = None) -> Dataset:
-    """Read and validate the JSONL file; `limit` keeps its first cases (quick runs)."""
+def load_dataset(path: str | Path = DEFAULT_DATASET, *, limit: int | None = None) -> Dataset:
+    """Read and validate the JSONL file; `limit` keeps its first cases (quick runs). The one
+    reader of the golden set: the evaluation, the smoke test and the load test all use it."""
     file = resolve_dataset(path)
     try:
         raw = file.read_bytes()
@@ -69,13 +72,11 @@ def load_dataset(path: str, *, limit: int | None = None) -> Dataset:
         try:
             cases.append(GoldenCase.model_validate_json(line))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "line"
-            raise ToolkitError(f"{file} line {number}: {where}: {first['msg']}.") from exc
+            raise ToolkitError(f"{file} line {number}: {first_error(exc)}.") from exc
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise ToolkitError(f"{file}: case ids must be unique.")
     if not cases:
         raise ToolkitError(f"{file}: no cases.")
     chosen = cases[:limit] if limit else cases
-    return Dataset(path, hashlib.sha256(raw).hexdigest(), tuple(chosen), len(cases))
+    return Dataset(str(path), hashlib.sha256(raw).hexdigest(), tuple(chosen), len(cases))

@@ -1,13 +1,13 @@
-"""The gate: each score's paired difference against the policy's margin, floor and ceiling.
+"""The gate: each score's paired difference against the policy's margin and limit.
 
-Per score with a rule in the policy's `evaluation.metrics` (`d` = candidate - baseline,
-`[lo, hi]` its two-sided 1 - alpha interval, `m` the margin = the larger of `max_regression`
-and `max_relative_regression` x |baseline mean|):
+Per score with a rule in the policy's `evaluation.metrics` (`d` = candidate - baseline with its
+two-sided 1 - alpha interval, the margin as `analysis.margin` defines it, of the baseline mean):
 
-- higher_is_better passes only when lo >= -m, lower_is_better only when hi <= +m: the standard
-  non-inferiority reading, the candidate must be *shown* not to be worse by more than the margin
-  (one-sided level alpha / 2). A wide interval (too few cases, noisy score) therefore fails;
-- the candidate's mean must also reach the `floor` (and stay under the `ceiling`);
+- the interval is read against the margin as everywhere (`Effect.read`): shown worse beyond it
+  fails. So does *not shown within it*: this is a non-inferiority test on a fixed sample, where
+  the candidate must be shown no worse than the margin (one-sided level alpha / 2), so a wide
+  interval (too few cases, noisy score) fails too;
+- the candidate's mean must not be worse than the `limit` (a floor when higher is better);
 - a score whose interval is unbounded (fewer than two cases) is `inconclusive`.
 
 The candidate passes only if every gated score passes: an intersection-union test, so the
@@ -17,18 +17,17 @@ no multiplicity correction.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from scripts.toolkit.analysis import Direction, Effect, Verdict, json_ready, margin
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.evaluation.intervals import Interval, finite, mean_interval, paired_interval
+from scripts.toolkit.evaluation.intervals import mean_interval, paired_interval
 from scripts.toolkit.evaluation.scoring import SCORES, CaseResult
 from scripts.toolkit.policy import EvalMetricPolicy, EvaluationPolicy
 
-Verdict = Literal["pass", "fail", "inconclusive", "report", "n/a"]
 Status = Literal["pass", "fail", "inconclusive"]
 
 
@@ -37,26 +36,19 @@ class ScoreResult:
     """One score: both arms, the paired difference, the thresholds and the verdict."""
 
     name: str
-    direction: str
-    candidate: Interval
-    baseline: Interval
-    difference: Interval
+    direction: Direction
+    candidate: Effect
+    baseline: Effect
+    difference: Effect
     margin: float | None
-    floor: float | None
-    ceiling: float | None
+    limit: float | None
     verdict: Verdict
     reason: str
 
     def comparison(self) -> dict[str, Any]:
         """JSON-ready: the difference, the thresholds it was held to, and the verdict."""
-        return {
-            "difference": self.difference.to_dict(),
-            "margin": finite(self.margin),
-            "floor": self.floor,
-            "ceiling": self.ceiling,
-            "verdict": self.verdict,
-            "reason": self.reason,
-        }
+        keys = ("difference", "margin", "limit", "verdict", "reason")
+        return json_ready({k: getattr(self, k) for k in keys})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -80,12 +72,31 @@ def check_policy(policy: EvaluationPolicy) -> None:
         )
 
 
-def margin(rule: EvalMetricPolicy, baseline_mean: float) -> float | None:
-    """The larger of the absolute and relative allowances (either alone when only one is set)."""
-    allowances = [rule.max_regression] if rule.max_regression is not None else []
-    if rule.max_relative_regression is not None and math.isfinite(baseline_mean):
-        allowances.append(rule.max_relative_regression * abs(baseline_mean))
-    return max(allowances) if allowances else None
+def _verdict(
+    rule: EvalMetricPolicy, candidate: Effect, difference: Effect, allowed: float | None
+) -> tuple[Verdict, str]:
+    failures: list[str] = []
+    unknown = ""
+    if allowed is not None:
+        reading = difference.read(rule.direction, allowed=allowed)
+        worst = difference.worse_by(rule.direction)[1]
+        if not math.isfinite(worst):
+            unknown = "too few cases for an interval"
+        elif reading == "fail":
+            failures.append(f"worse than the baseline by more than {allowed:.4g}")
+        elif reading == "inconclusive":
+            failures.append(
+                f"not shown within the margin: may be {worst:.4g} worse (> {allowed:.4g})"
+            )
+    mean = candidate.estimate
+    if rule.limit is not None and math.isfinite(mean):
+        point = Effect(mean, mean, mean, candidate.level, "mean")
+        if point.read(rule.direction, beyond=rule.limit) == "fail":
+            word = "below" if rule.direction == "higher_is_better" else "above"
+            failures.append(f"mean {mean:.4g} {word} the limit {rule.limit:.4g}")
+    if failures or unknown:
+        return ("fail", "; ".join(failures)) if failures else ("inconclusive", unknown)
+    return "pass", "within the margin" + (" and the limit" if rule.limit is not None else "")
 
 
 def judge_score(
@@ -99,51 +110,25 @@ def judge_score(
     cand = mean_interval([c for c, _ in pairs], alpha=alpha)
     base = mean_interval([b for _, b in pairs], alpha=alpha)
     diff = paired_interval([c for c, _ in pairs], [b for _, b in pairs], alpha=alpha)
-    direction = rule.direction if rule else "higher_is_better"
-    allowed = margin(rule, base.mean) if rule else None
-    result = ScoreResult(
+    allowed = margin(rule, base.estimate) if rule else None
+    verdict: Verdict
+    if not pairs:
+        verdict, reason = "missing", "no case of this run has this score"
+    elif rule is None:
+        verdict, reason = "report", "reported only (no rule in the policy)"
+    else:
+        verdict, reason = _verdict(rule, cand, diff, allowed)
+    return ScoreResult(
         name=name,
-        direction=direction,
+        direction=rule.direction if rule else "higher_is_better",
         candidate=cand,
         baseline=base,
         difference=diff,
         margin=allowed,
-        floor=rule.floor if rule else None,
-        ceiling=rule.ceiling if rule else None,
-        verdict="pass",
-        reason="",
+        limit=rule.limit if rule else None,
+        verdict=verdict,
+        reason=reason,
     )
-    if not pairs:
-        return _with(result, "n/a", "no case of this run has this score")
-    if rule is None:
-        return _with(result, "report", "reported only (no rule in the policy)")
-    failures: list[str] = []
-    unknown = ""
-    if allowed is not None:
-        # How much worse the candidate is, at least (`best`) and at most (`worst`).
-        higher = direction == "higher_is_better"
-        best, worst = (-diff.high, -diff.low) if higher else (diff.low, diff.high)
-        if not math.isfinite(worst):
-            unknown = "too few cases for an interval"
-        elif best > allowed:
-            failures.append(f"worse than the baseline by more than {allowed:.4g}")
-        elif worst > allowed:
-            failures.append(
-                f"not shown within the margin: may be {worst:.4g} worse (> {allowed:.4g})"
-            )
-    if rule.floor is not None and cand.mean < rule.floor:
-        failures.append(f"mean {cand.mean:.4g} below the floor {rule.floor:.4g}")
-    if rule.ceiling is not None and cand.mean > rule.ceiling:
-        failures.append(f"mean {cand.mean:.4g} above the ceiling {rule.ceiling:.4g}")
-    if failures:
-        return _with(result, "fail", "; ".join(failures))
-    if unknown:
-        return _with(result, "inconclusive", unknown)
-    return _with(result, "pass", "within the margin" + (" and the floor" if rule.floor else ""))
-
-
-def _with(result: ScoreResult, verdict: Verdict, reason: str) -> ScoreResult:
-    return dataclasses.replace(result, verdict=verdict, reason=reason)
 
 
 def compare_scores(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from scripts.toolkit.analysis import Effect
 
 
 def _t_cdf(t: float, df: int) -> float:
@@ -52,45 +53,22 @@ def t_quantile(p: float, df: int) -> float:
     return float(student.ppf(p, df))
 
 
-def finite(value: float | None) -> float | None:
-    """`value`, or None when it is missing or not finite (JSON has no infinities)."""
-    return value if value is not None and math.isfinite(value) else None
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A mean and its two-sided 1 - alpha interval over `n` values."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    def to_dict(self) -> dict[str, float | int | None]:
-        """JSON-ready (non-finite numbers as None)."""
-        return {
-            "mean": finite(self.mean),
-            "ci_low": finite(self.low),
-            "ci_high": finite(self.high),
-            "n": self.n,
-        }
-
-
-def mean_interval(values: Sequence[float], *, alpha: float) -> Interval:
+def mean_interval(values: Sequence[float], *, alpha: float, method: str = "Student-t") -> Effect:
     """Mean with its Student-t interval; unbounded for fewer than two values."""
     n = len(values)
     if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
+        return Effect(math.nan, math.nan, math.nan, 1 - alpha, method, 0)
     mean = math.fsum(values) / n
-    if n == 1:
-        return Interval(mean, -math.inf, math.inf, 1)
-    spread = statistics.stdev(values)
-    half = t_quantile(1 - alpha / 2, n - 1) * spread / math.sqrt(n) if spread else 0.0
-    return Interval(mean, mean - half, mean + half, n)
+    half = math.inf
+    if n > 1:
+        spread = statistics.stdev(values)
+        half = t_quantile(1 - alpha / 2, n - 1) * spread / math.sqrt(n) if spread else 0.0
+    return Effect(mean, mean - half, mean + half, 1 - alpha, method, n)
 
 
 def paired_interval(
     candidate: Sequence[float], baseline: Sequence[float], *, alpha: float
-) -> Interval:
+) -> Effect:
     """Interval of the mean paired difference, candidate - baseline."""
-    return mean_interval([c - b for c, b in zip(candidate, baseline, strict=True)], alpha=alpha)
+    differences = [c - b for c, b in zip(candidate, baseline, strict=True)]
+    return mean_interval(differences, alpha=alpha, method="paired Student-t")

@@ -6,21 +6,21 @@ import asyncio
 import time
 from collections.abc import Iterable
 
+from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo
 from scripts.toolkit.evaluation.asking import collect_answers
 from scripts.toolkit.evaluation.dataset import Dataset
 from scripts.toolkit.evaluation.gate import check_policy, compare_scores, gate_status
 from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
 from scripts.toolkit.evaluation.scoring import Answer, CaseResult, score_case
-from scripts.toolkit.evaluation.sides import ServiceInfo, Side
 from scripts.toolkit.policy import EvaluationPolicy
 
 
-def _arm(side: Side, info: ServiceInfo, answers: Iterable[Answer]) -> ArmSummary:
+def _arm(arm: ArmService, info: ServiceInfo, answers: Iterable[Answer]) -> ArmSummary:
     answers = list(answers)
     return ArmSummary(
-        role=side.role,
-        url=side.url,
-        pinned=side.version,
+        role=arm.role,
+        url=arm.url,
+        pinned=arm.version,
         app_version=info.app_version,
         git_sha=info.git_sha,
         served_versions=sorted({a.prompt_version for a in answers if a.prompt_version}),
@@ -34,8 +34,8 @@ def evaluate(
     policy: EvaluationPolicy,
     dataset: Dataset,
     prompt: str,
-    candidate: Side,
-    baseline: Side,
+    candidate: ArmService,
+    baseline: ArmService,
     candidate_info: ServiceInfo,
     baseline_info: ServiceInfo,
     admin_token: str | None,

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from scripts.toolkit.cli import Outcome
-from scripts.toolkit.experiment.analysis import analyze
 from scripts.toolkit.experiment.render import next_command, render_markdown, render_text
 from scripts.toolkit.experiment.sources import read_metrics
-from scripts.toolkit.experiment.specs import DEFAULT_GUARDRAILS, queries
 from scripts.toolkit.experiment.variants import resolve_variants
+from scripts.toolkit.experiment.winner import analyze, queries
 from scripts.toolkit.policy import load_policy
 
 
@@ -27,12 +26,13 @@ def experiment_report(
     metrics_files: Sequence[Path],
     prometheus_url: str | None,
     window_seconds: float,
-    primary: str,
-    guardrails: Sequence[str] = DEFAULT_GUARDRAILS,
+    primary: str | None,
+    guardrails: Sequence[str] | None,
     min_samples: int | None,
 ) -> Outcome:
-    """Read the metrics, analyse, render."""
+    """Read the metrics, analyse, render; `primary` and `guardrails` replace the policy's."""
     policy = load_policy(policy_path)
+    experiment = policy.experiment_with(primary=primary, guardrails=guardrails)
     variants = resolve_variants(
         prompt=prompt,
         registry_dir=registry_dir,
@@ -42,7 +42,7 @@ def experiment_report(
         canary_percentage=canary_percentage,
     )
     data, where = read_metrics(
-        queries(policy, guardrails),
+        queries(policy, experiment),
         variants.arms(),
         url=url,
         metrics_urls=metrics_urls,
@@ -50,14 +50,7 @@ def experiment_report(
         prometheus_url=prometheus_url,
         window_seconds=window_seconds,
     )
-    report = analyze(
-        data,
-        variants,
-        policy=policy,
-        primary=primary,
-        guardrails=guardrails,
-        min_samples=min_samples,
-    )
+    report = analyze(data, variants, policy=policy, experiment=experiment, min_samples=min_samples)
     report.source = where
     report.next_command = next_command(report, registry_dir)
     return Outcome(

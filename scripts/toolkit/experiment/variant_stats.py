@@ -1,34 +1,43 @@
-"""What each variant saw: users, answers, error rate, quality, latency, cost and feedback."""
+"""What each variant saw: users, answers, the latency p95, and each compared metric's value."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from scripts.toolkit.experiment.specs import METRICS
+from contract.metrics import ANSWER_DURATION, ANSWERS, EXPERIMENT_UNITS
+from scripts.toolkit.analysis import Effect, json_ready
 from scripts.toolkit.judge import estimate
-from scripts.toolkit.metrics import ArmData, Histogram, Observation, Ratio
-from scripts.toolkit.stats import Estimate, interval
+from scripts.toolkit.metrics import ArmData, Histogram, MetricQuery, Ratio, Selector
+from scripts.toolkit.policy import MetricPolicy
+from scripts.toolkit.stats import interval
+
+# What every variant reports whatever the policy compares, read by the contract's family names
+# (a query name no policy metric can take: those match ^[a-z][a-z0-9_]*$).
+USERS = MetricQuery("variant:users", "ratio", hits=Selector.parse(EXPERIMENT_UNITS),
+                    total=Selector.parse(EXPERIMENT_UNITS))  # fmt: skip
+ANSWERED = MetricQuery("variant:answers", "ratio", hits=Selector.parse(ANSWERS),
+                       total=Selector.parse(ANSWERS))  # fmt: skip
+DURATION = MetricQuery("variant:duration", "mean", histogram=Selector.parse(ANSWER_DURATION))
+VARIANT_QUERIES = (USERS, ANSWERED, DURATION)
 
 
 @dataclass
 class VariantStats:
-    """What one variant saw."""
+    """What one variant saw; `metrics` holds each compared metric's mean with its interval."""
 
     version: str
     role: str  # production or canary
     users: float
     answers: float
-    errors: float
-    error_rate: float | None
-    quality: float | None
-    quality_ci: tuple[float, float] | None
-    latency_mean: float | None
     latency_p95: float | None
-    cost_per_answer: float | None
-    feedback: float
-    feedback_up_rate: float | None
-    feedback_ci: tuple[float, float] | None
+    metrics: dict[str, Effect]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return json_ready({**asdict(self), "metrics": dict(self.metrics)})
 
 
 def histogram_quantile(q: float, histogram: Histogram) -> float:
@@ -47,42 +56,19 @@ def histogram_quantile(q: float, histogram: Histogram) -> float:
     return lower
 
 
-def mean_or_none(e: Estimate) -> float | None:
-    """The estimate's mean, or None without data."""
-    return e.mean if e.n > 0 and math.isfinite(e.mean) else None
-
-
-def _ratio_of(observation: Observation) -> Ratio:
-    if not isinstance(observation, Ratio):
-        raise TypeError("expected a ratio observation")
-    return observation
-
-
-def variant_stats(version: str, role: str, data: ArmData, *, alpha: float) -> VariantStats:
-    """One variant's figures from its totals, with always-valid intervals on the rates."""
-    users, answers = _ratio_of(data["users"]), _ratio_of(data["error_rate"])
-    feedback, latency = _ratio_of(data["feedback"]), data["latency"]
-    if not isinstance(latency, Histogram):
-        raise TypeError("latency is read from a histogram")
-    quality = estimate(data["quality"])
-    up = estimate(feedback)
-
-    def ci(e: Estimate, tau: float) -> tuple[float, float] | None:
-        return interval(e, tau=tau, alpha=alpha) if e.n > 0 else None
-
-    return VariantStats(
-        version=version,
-        role=role,
-        users=users.total,
-        answers=answers.total,
-        errors=answers.hits,
-        error_rate=mean_or_none(estimate(answers)),
-        quality=mean_or_none(quality),
-        quality_ci=ci(quality, METRICS["quality"].tau),
-        latency_mean=mean_or_none(estimate(latency)),
-        latency_p95=histogram_quantile(0.95, latency) if latency.count else None,
-        cost_per_answer=mean_or_none(estimate(data["cost"])),
-        feedback=feedback.total,
-        feedback_up_rate=mean_or_none(up),
-        feedback_ci=ci(up, METRICS["feedback"].tau),
-    )
+def variant_stats(
+    version: str, role: str, data: ArmData, metrics: Sequence[MetricPolicy], *, alpha: float
+) -> VariantStats:
+    """One variant's figures from its totals, with always-valid intervals on each metric."""
+    users, answers, duration = (data[q.name] for q in VARIANT_QUERIES)
+    if not (isinstance(users, Ratio) and isinstance(answers, Ratio)):
+        raise TypeError("users and answers are counted")
+    if not isinstance(duration, Histogram):
+        raise TypeError("the answer duration is read from a histogram")
+    values = {}
+    for metric in metrics:
+        e = estimate(data[metric.name])
+        low, high = interval(e, tau=metric.tau, alpha=alpha) if e.n > 0 else (math.nan,) * 2
+        values[metric.name] = Effect(e.mean, low, high, 1 - alpha, "always-valid", e.n)
+    p95 = histogram_quantile(0.95, duration) if duration.count else None
+    return VariantStats(version, role, users.total, answers.total, p95, values)

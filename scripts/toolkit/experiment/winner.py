@@ -6,38 +6,36 @@ Reading rules, in order:
    configured split, no comparison can be trusted and no winner is declared.
 2. Every comparison is canary - production with an always-valid confidence sequence
    (`stats.compare`): the report may be re-read at any time, as often as one likes, without
-   inflating the false-winner rate. Each metric's mixing scale tau is fixed (`specs.py`),
+   inflating the false-winner rate. Each metric's mixing scale tau is fixed by the policy,
    before data.
-3. A winner needs its primary metric (quality by default) to be better, the interval of the
-   difference excluding zero in its favour, with at least `min_samples` in both variants, and
-   no guardrail significantly worse for it. Guardrails are rollout-policy metrics (by default
-   `error_rate` and `slow_answers`, the share of answers over 0.5 s); one is significantly
-   worse when its whole interval lies beyond the policy's margin, the same reading the canary
-   judge uses: with enough traffic every difference becomes significant, and a guardrail
-   protects against the harm the policy says matters.
+3. A winner needs its primary metric (the policy's `experiment.primary`) to be better, the
+   interval of the difference excluding zero in its favour, with at least `min_samples` in
+   both variants, and no guardrail (`experiment.guardrails`, rollout metrics) failing for it:
+   shown worse than the other variant beyond the policy's margin, the reading the canary
+   judge uses (`analysis.Effect.read`). With enough traffic every difference becomes
+   significant; a guardrail protects against the harm the policy says matters.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, ToolkitError
+from scripts.toolkit.analysis import json_ready
+from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 from scripts.toolkit.experiment.comparisons import (
     Comparison,
     GuardrailCheck,
     check_guardrail,
     compare_metric,
 )
-from scripts.toolkit.experiment.specs import DEFAULT_GUARDRAILS, GUARDRAIL, METRICS
 from scripts.toolkit.experiment.srm import SampleRatio, sample_ratio_check
-from scripts.toolkit.experiment.variant_stats import VariantStats, variant_stats
+from scripts.toolkit.experiment.variant_stats import VARIANT_QUERIES, VariantStats, variant_stats
 from scripts.toolkit.experiment.variants import Variants
 from scripts.toolkit.judge import estimate
-from scripts.toolkit.metrics import ArmData
-from scripts.toolkit.policy import Policy
+from scripts.toolkit.metrics import ArmData, MetricQuery
+from scripts.toolkit.policy import ExperimentPolicy, Policy
 
 
 @dataclass
@@ -58,7 +56,6 @@ class ExperimentReport:
     reasons: list[str]
     next_command: str | None = None
     source: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -69,39 +66,37 @@ class ExperimentReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, non-finite numbers as None."""
-        data: dict[str, Any] = _clean(
+        v = self.variants
+        data: dict[str, Any] = json_ready(
             {
                 "status": self.status,
                 "winner": self.winner,
                 "winner_role": self.winner_role,
                 "reasons": self.reasons,
                 "next_command": self.next_command,
-                "prompt": self.variants.prompt,
-                "production": self.variants.production,
-                "canary": self.variants.canary,
-                "canary_percentage": self.variants.canary_percentage,
-                "variants_from": self.variants.source,
+                "prompt": v.prompt,
+                "production": v.production,
+                "canary": v.canary,
+                "canary_percentage": v.canary_percentage,
+                "variants_from": v.source,
                 "metrics_from": self.source,
                 "primary": self.primary,
                 "alpha": self.alpha,
                 "min_samples": self.min_samples,
-                "srm": asdict(self.srm),
-                "variants": [asdict(s) for s in self.stats],
-                "comparisons": {c.name: asdict(c) for c in self.comparisons},
-                "guardrails": {g.name: asdict(g) for g in self.guardrails},
+                "srm": self.srm.__dict__,
+                "variants": [s.to_dict() for s in self.stats],
+                "comparisons": {c.name: c.to_dict() for c in self.comparisons},
+                "guardrails": {g.name: g.to_dict() for g in self.guardrails},
             }
         )
         return data
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+def queries(policy: Policy, experiment: ExperimentPolicy) -> list[MetricQuery]:
+    """Everything the report reads: users, answers, durations, compared metrics, guardrails."""
+    measures = policy.measures(rollout_only=False)
+    names = dict.fromkeys([*experiment.compare, *experiment.guardrails])
+    return [*VARIANT_QUERIES, *(measures[n].query() for n in names)]
 
 
 def analyze(
@@ -109,50 +104,31 @@ def analyze(
     variants: Variants,
     *,
     policy: Policy,
-    primary: str = "quality",
-    guardrails: Sequence[str] = DEFAULT_GUARDRAILS,
-    alpha: float | None = None,
+    experiment: ExperimentPolicy,
     min_samples: int | None = None,
 ) -> ExperimentReport:
     """Read the experiment from per-variant totals (`data` keyed by version, then query)."""
-    if primary not in METRICS:
-        raise ToolkitError(f"--primary must be one of {', '.join(METRICS)}, not {primary!r}.")
-    by_name = {m.name: m for m in policy.metrics}
-    unknown = [g for g in guardrails if g not in by_name]
-    if unknown:
-        raise ToolkitError(
-            f"guardrail '{unknown[0]}' is not a metric of the rollout policy "
-            f"(it has: {', '.join(by_name)})."
-        )
-    alpha = alpha or policy.alpha
+    measures = policy.measures(rollout_only=False)
+    compared = [measures[n] for n in experiment.compare]
+    alpha, primary = policy.alpha, experiment.primary
     needed = min_samples if min_samples is not None else policy.min_samples
     prod, can = variants.production, variants.canary
     stats = [
-        variant_stats(prod, "production", data[prod], alpha=alpha),
-        variant_stats(can, "canary", data[can], alpha=alpha),
+        variant_stats(prod, "production", data[prod], compared, alpha=alpha),
+        variant_stats(can, "canary", data[can], compared, alpha=alpha),
     ]
     share = variants.canary_percentage / 100
     srm = sample_ratio_check(
         {prod: stats[0].users, can: stats[1].users}, {prod: 1 - share, can: share}
     )
     comparisons = [
-        compare_metric(spec, estimate(data[prod][name]), estimate(data[can][name]), alpha)
-        for name, spec in METRICS.items()
+        compare_metric(m, estimate(data[prod][m.name]), estimate(data[can][m.name]), alpha)
+        for m in compared
     ]
     report = ExperimentReport(
-        variants=variants,
-        primary=primary,
-        alpha=alpha,
-        min_samples=needed,
-        stats=stats,
-        srm=srm,
-        comparisons=comparisons,
-        guardrails=[],
-        status="inconclusive",
-        winner=None,
-        winner_role=None,
-        reasons=[],
-    )
+        variants, primary, alpha, needed, stats, srm, comparisons, [], "inconclusive",
+        None, None, [],
+    )  # fmt: skip
     if srm.flagged:
         report.status = "srm"
         report.reasons = [
@@ -176,12 +152,9 @@ def analyze(
     winner, loser = (can, prod) if main.better == "canary" else (prod, can)
     report.guardrails = [
         check_guardrail(
-            by_name[g],
-            estimate(data[winner][GUARDRAIL + g]),
-            estimate(data[loser][GUARDRAIL + g]),
-            alpha=alpha,
+            measures[g], estimate(data[winner][g]), estimate(data[loser][g]), alpha=alpha
         )
-        for g in guardrails
+        for g in experiment.guardrails
     ]
     blocked = [g for g in report.guardrails if g.blocks]
     if blocked:

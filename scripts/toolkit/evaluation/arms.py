@@ -10,7 +10,7 @@ from scripts.toolkit.cli import ToolkitError
 
 
 @dataclass(frozen=True)
-class Side:
+class ArmService:
     """One arm: the service that answers and, optionally, the prompt version pinned on it."""
 
     role: str  # "candidate" or "baseline"
@@ -61,7 +61,7 @@ def service_info(url: str, prompt: str, *, timeout: float) -> ServiceInfo:
     )
 
 
-def resolve_sides(
+def resolve_arms(
     *,
     prompt: str,
     url: str | None,
@@ -71,7 +71,7 @@ def resolve_sides(
     baseline_version: str | None,
     admin_token: str | None,
     timeout: float,
-) -> tuple[Side, Side, ServiceInfo, ServiceInfo]:
+) -> tuple[ArmService, ArmService, ServiceInfo, ServiceInfo]:
     """The two arms, checked against the services' `/version` before any question is asked."""
     cand_url, base_url = candidate_url or url, baseline_url or url
     if not cand_url or not base_url:
@@ -99,6 +99,6 @@ def resolve_sides(
             "pinning prompt versions needs the service's admin token: "
             "set ROLLOUT_ADMIN_TOKEN (or --admin-token)."
         )
-    candidate = Side("candidate", cand_url, candidate_version)
-    baseline = Side("baseline", base_url, baseline_version)
+    candidate = ArmService("candidate", cand_url, candidate_version)
+    baseline = ArmService("baseline", base_url, baseline_version)
     return candidate, baseline, cand_info, base_info
