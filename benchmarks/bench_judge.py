@@ -38,9 +38,11 @@ sys.path.insert(0, str(REPO))
 from contract.metrics import COST_BUCKETS, SCORE_BUCKETS  # noqa: E402
 from scripts.toolkit.judge import estimate  # noqa: E402
 from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, Ratio  # noqa: E402
+from scripts.toolkit.metrics.factory import fixed_source  # noqa: E402
 from scripts.toolkit.monitor import CheckResult, Monitor  # noqa: E402
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy  # noqa: E402
 from scripts.toolkit.stats import compare  # noqa: E402
+from scripts.toolkit.targets import RolloutIdentity  # noqa: E402
 
 Array = NDArray[np.float64]
 SCORE_BOUNDS = (*SCORE_BUCKETS, math.inf)
@@ -189,9 +191,13 @@ class SimulatedTarget:
         """For the monitor's state."""
         return {"kind": self.kind}
 
-    def identity(self) -> str:
+    def summary(self) -> str:
+        """For the rollback message."""
+        return f"canary at {self.percent:g}%"
+
+    def identity(self) -> RolloutIdentity:
         """For the monitor's state."""
-        return "simulated:candidate"
+        return RolloutIdentity(self.kind, "simulated", "candidate")
 
 
 @dataclass
@@ -258,7 +264,7 @@ def simulate(
     targets = [SimulatedTarget() for _ in range(rollouts)]
     sources = [SimulatedSource() for _ in range(rollouts)]
     monitors = [
-        Monitor(policy, t, s, act=True, clock=clock, sleep=lambda _: None)
+        Monitor(policy, t, fixed_source(s), act=True, clock=clock, sleep=lambda _: None)
         for t, s in zip(targets, sources, strict=True)
     ]
     stable, canary = Counts(rollouts), Counts(rollouts)

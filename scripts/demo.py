@@ -10,7 +10,8 @@ locust (users asking golden-set questions and rating some answers), runs each ro
 (also written to `.local/demo/report.md`), and stops everything it started.
 
 The policy is `rollout/policy.yaml` with a faster clock for a demo (steps 20/50/100, a 2 s
-interval, 6 s minimum per step): the thresholds and the statistics are the production ones.
+interval, 6 s minimum per step) and 150 samples per step instead of 200: the margins, limits
+and statistics are the production ones.
 
 Usage: python -m scripts.demo [--keep] [--users 40] [--rate 4]
 """
@@ -18,7 +19,6 @@ Usage: python -m scripts.demo [--keep] [--users 40] [--rate 4]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -26,20 +26,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.files import REPO_ROOT
+from contract.tracks import Track
 from scripts.toolkit import cli, registry_ops
 from scripts.toolkit.load import locust_args
-from scripts.toolkit.metrics import MetricSource, PrometheusSource, ScrapeSource
+from scripts.toolkit.metrics.factory import source_factory
 from scripts.toolkit.monitor import CheckResult, Monitor
 from scripts.toolkit.platform import lifecycle, tracks
 from scripts.toolkit.platform.state import StateStore, track_urls
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
 from scripts.toolkit.processes import ManagedProcess, python_module
 from scripts.toolkit.report import decision_record, one_line
-from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
+from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutOutcome, RolloutTarget
 from scripts.toolkit.traffic.local import LocalBackend
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_DIR = REPO / ".local" / "demo"
+DEMO_DIR = REPO_ROOT / ".local" / "demo"
 DEMO_TIMING = {
     "steps": [20, 50, 100],
     "interval_seconds": 2,
@@ -55,10 +56,10 @@ class Rollout:
     """One rollout of the demo and how it ended."""
 
     title: str
-    expected: str
+    expected: RolloutOutcome
     checks: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
-    final: str | None = None
+    final: RolloutOutcome | None = None
     record: str = ""
 
     @property
@@ -81,19 +82,11 @@ def bar(percent: float, width: int = 20) -> str:
 def start_load(router: str, *, users: int, rate: float, logs: Path) -> ManagedProcess:
     """Steady load from locust, bounded to 15 minutes."""
     load = python_module(
-        "load", "locust", port=0, log_dir=logs, cwd=REPO,
+        "load", "locust", port=0, log_dir=logs, cwd=REPO_ROOT,
         args=locust_args(router, users=users, seconds=900, extra=("--stop-timeout", "5")),
         env={"LOAD_RATE": str(rate), "LOAD_FEEDBACK": "0.3", "LOAD_SEED": "7"},
     )  # fmt: skip
     return load.start()
-
-
-def source_for(state_dir: Path, started: float) -> tuple[MetricSource, str]:
-    """Prometheus when the platform runs one, else scraping each track."""
-    url = StateStore(state_dir).read().prometheus_url
-    if url:
-        return PrometheusSource(url=url, start=started), f"Prometheus ({url})"
-    return ScrapeSource(), "scrape of each track's /metrics"
 
 
 def run_rollout(
@@ -101,10 +94,11 @@ def run_rollout(
 ) -> Rollout:
     """Drive one rollout to its end with the monitor acting on every decision."""
     say(f"\n== {rollout.title}")
-    monitor = Monitor(policy, target, None, act=True, state_file=None)
-    source, source_name = source_for(state_dir, monitor.state.started_at)
-    monitor.attach(source)
-    say(f"   metrics: {source_name}; checking every {policy.interval_seconds:g} s")
+    # Prometheus when the platform runs one, else scraping each track.
+    url = StateStore(state_dir).read().prometheus_url
+    monitor = Monitor(policy, target, source_factory(None, prometheus_url=url), act=True)
+    source = f"Prometheus ({url})" if url else "scrape of each track's /metrics"
+    say(f"   metrics: {source}; checking every {policy.interval_seconds:g} s")
 
     def progress(result: CheckResult) -> None:
         rollout.checks.append(result)
@@ -144,7 +138,12 @@ def run_rollout(
 
 def demo(args: argparse.Namespace) -> list[Rollout]:
     """Run the three rollouts; the platform and the load stop whatever happens."""
-    state_dir: Path = args.state_dir
+    state_dir: Path = args.platform_dir
+    if state_dir.exists() and state_dir.resolve() != DEMO_DIR and any(state_dir.iterdir()):
+        raise cli.ToolkitError(
+            f"{state_dir} is not empty; the demo starts its platform afresh and deletes what its "
+            "folder holds: give it a new or empty --platform-dir."
+        )
     if state_dir.exists():
         lifecycle.down(state_dir)
         shutil.rmtree(state_dir)
@@ -162,49 +161,34 @@ def demo(args: argparse.Namespace) -> list[Rollout]:
 
         def code_target() -> CodeTarget:
             urls = track_urls(state_dir)
-            return CodeTarget(backend, urls.get("stable", []), urls.get("canary", []))
+            return CodeTarget(backend, urls.get(Track.STABLE, []), urls.get(Track.CANARY, []))
 
         say("\n== deploying a good canary (this checkout, a new version label)")
-        tracks.deploy(state_dir, track="canary", env={"APP_VERSION": "demo-good"})
-        rollouts.append(
-            run_rollout(
-                Rollout("Rollout 1: good code canary", "promoted"), policy, code_target(), state_dir
-            )
-        )
+        tracks.deploy(state_dir, track=Track.CANARY, env={"APP_VERSION": "demo-good"})
+        good = Rollout("Rollout 1: good code canary", RolloutOutcome.PROMOTED)
+        rollouts.append(run_rollout(good, policy, code_target(), state_dir))
 
         say("\n== deploying a canary that fails 25% of its answers (APP_FAULT_ERROR_RATE=0.25)")
         tracks.deploy(
             state_dir,
-            track="canary",
+            track=Track.CANARY,
             env={"APP_VERSION": "demo-erroring", "APP_FAULT_ERROR_RATE": "0.25"},
         )
-        rollouts.append(
-            run_rollout(
-                Rollout("Rollout 2: erroring code canary", "rolled back"),
-                policy,
-                code_target(),
-                state_dir,
-            )
-        )
+        erroring = Rollout("Rollout 2: erroring code canary", RolloutOutcome.ROLLED_BACK)
+        rollouts.append(run_rollout(erroring, policy, code_target(), state_dir))
 
         say("\n== registering prompt rag_answer v2-no-context (drops the context) as canary")
         registry = Path(StateStore(state_dir).read().registry_dir)
-        candidate = REPO / "examples" / "prompts" / "rag_answer" / "v2-no-context.yaml"
+        candidate = REPO_ROOT / "examples" / "prompts" / "rag_answer" / "v2-no-context.yaml"
         registry_ops.add_version(registry, "rag_answer", candidate)
         registry_ops.start_canary(registry, "rag_answer", "v2-no-context", policy.steps[0])
         time.sleep(1.0)  # the instances reload the registry every 0.5 s
         urls = track_urls(state_dir)
         prompt = PromptTarget(
-            registry, "rag_answer", urls.get("stable", []) + urls.get("canary", [])
+            registry, "rag_answer", urls.get(Track.STABLE, []) + urls.get(Track.CANARY, [])
         )
-        rollouts.append(
-            run_rollout(
-                Rollout("Rollout 3: prompt that drops the context", "rolled back"),
-                policy,
-                prompt,
-                state_dir,
-            )
-        )
+        dropping = Rollout("Rollout 3: prompt that drops the context", RolloutOutcome.ROLLED_BACK)
+        rollouts.append(run_rollout(dropping, policy, prompt, state_dir))
     finally:
         load.stop()
         if not args.keep:
@@ -237,7 +221,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     """Run the demo and render its report."""
     started = time.monotonic()
     rollouts = demo(args)
-    text = report(rollouts, args.state_dir.parent / "demo-report.md")
+    text = report(rollouts, args.platform_dir.parent / "demo-report.md")
     ok = len(rollouts) == 3 and all(r.ok for r in rollouts)
     total = time.monotonic() - started
     summary = "\n".join(
@@ -259,7 +243,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             "seconds": round(total, 1),
         },
         text=f"\n{text}\n\nDemo {'finished' if ok else 'FAILED'} in {total:.0f} s:\n{summary}\n"
-        f"Report: {args.state_dir.parent / 'demo-report.md'}",
+        f"Report: {args.platform_dir.parent / 'demo-report.md'}",
         markdown=text,
     )
 
@@ -267,18 +251,22 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 def build_parser() -> argparse.ArgumentParser:
     """Options of the demo."""
     parser = cli.base_parser("python -m scripts.demo", __doc__.split("\n\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=DEMO_DIR)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
-    parser.add_argument("--users", type=int, default=40)
-    parser.add_argument("--rate", type=float, default=4.0, help="answers per second per user")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before rollouts")
-    parser.add_argument("--keep", action="store_true", help="leave the platform running")
+    option = cli.option
+    option(
+        parser, "--platform-dir", type=Path, default=DEMO_DIR, default_text=".local/demo",
+        help="the demo platform's folder (emptied first; the report goes next to it)",
+    )  # fmt: skip
+    option(parser, "--port", type=int, default=8000, help="the demo router's port")
+    option(parser, "--users", type=cli.positive(int), default=40, help="simulated users")
+    option(parser, "--rate", type=cli.positive(float), default=4.0, help="answers/s per user")
+    option(parser, "--warmup", type=float, default=5.0, help="seconds of load before rollouts")
+    option(parser, "--keep", flag=True, help="leave the platform running")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    return cli.run(build_parser(), command, argv)
+    return cli.run(build_parser, command, argv)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from typing import Any
 
 from contract.tracks import TRACKS
 from scripts.toolkit import cli
-from scripts.toolkit.platform import lifecycle, tracks
 from scripts.toolkit.options import add_platform_option
+from scripts.toolkit.platform import lifecycle, tracks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,19 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Prometheus when installed. Exit codes: 0 done (status: all ready), 1 status degraded "
         "or down, 2 usage or start-up error.",
     )
-    common = cli.base_parser("", "")
-    common.add_help = False
+    common = argparse.ArgumentParser(add_help=False)
+    cli.add_output_option(common)
     add_platform_option(common)
     cli.option(
         common, "--timeout", type=cli.positive(float), default=60.0,
         help="seconds to wait for a process to become ready",
     )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub = functools.partial(commands.add_parser, parents=[common], conflict_handler="resolve")
+    sub = functools.partial(commands.add_parser, parents=[common])
 
     up = sub("up", help="start what is not running")
     cli.option(
-        up, "--port", type=int, default=lifecycle.DEFAULT_PORT,
+        up, "--port", type=int, default_text=str(lifecycle.DEFAULT_PORT),
         help="router port, when the platform is created",
     )  # fmt: skip
     cli.option(
@@ -123,7 +123,7 @@ def execute(args: argparse.Namespace) -> cli.Outcome:
             data,
             [
                 f"{record.track} now runs {record.version} at {record.url} "
-                f"(weight {traffic.table.weights.get(str(record.track), 0):g}%)"
+                f"(weight {traffic.weights.get(str(record.track), 0):g}%)"
             ],
         )
     if not args.track:
@@ -132,7 +132,7 @@ def execute(args: argparse.Namespace) -> cli.Outcome:
     return _outcome(
         "undeployed",
         {"traffic": traffic.to_dict()},
-        [f"{args.track} undeployed; weights now {_weights(traffic.table.weights)}"],
+        [f"{args.track} undeployed; weights now {_weights(traffic.weights)}"],
     )
 
 

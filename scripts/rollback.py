@@ -2,12 +2,14 @@
 
 Examples:
   python -m scripts.rollback                              # code: canary weight 0, canary retired
-  python -m scripts.rollback --switch blue                # blue-green: blue serves everyone again
+  python -m scripts.rollback                              # blue-green: back to the track that
+                                                          #   served before the last switch
+  python -m scripts.rollback --switch blue                # blue-green: blue serves everyone
   python -m scripts.rollback --target prompt --prompt rag_answer   # retire the prompt canary
 
 Rollback never depends on the canary being healthy: traffic moves first, clean-up follows.
-Idempotent: a second run finds nothing to undo and succeeds. Exit codes: 0 done, 2 usage or
-configuration error.
+Idempotent: a second run finds nothing to undo and succeeds. It reports the state it leaves.
+Exit codes: 0 done, 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -16,53 +18,40 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from scripts.toolkit import cli
+from scripts.toolkit import cli, rollout_ops
 from scripts.toolkit.options import add_target_options, build_target
-from scripts.toolkit.targets import CodeTarget
+from scripts.toolkit.platform.tracks import SWITCHABLE
+from scripts.toolkit.targets import RolloutOutcome
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Options of rollback."""
     parser = cli.base_parser("python -m scripts.rollback", __doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--switch",
-        choices=["blue", "green"],
-        default=cli.env("switch"),
-        help="blue-green: the color to send all traffic back to",
-    )
-    parser.add_argument(
-        "--reason",
-        default=cli.env("reason", "manual rollback"),
-        help="why, for the record (env ROLLOUT_REASON)",
-    )
+    cli.option(
+        parser, "--switch", choices=SWITCHABLE,
+        help="blue-green: the track to send all traffic to (default: the one before the switch)",
+    )  # fmt: skip
+    cli.option(parser, "--reason", default="manual rollback", help="why, for the record")
     add_target_options(parser)
     return parser
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
     """Roll back and report the state it leaves."""
-    target = build_target(args)
-    if args.switch:
-        if not isinstance(target, CodeTarget):
-            raise cli.ToolkitError("--switch is for code (blue-green) rollouts.")
-        state = target.backend.switch(args.switch).to_dict()
-        message = f"{args.switch} serves all traffic again"
-    else:
-        target.rollback()
-        state = target.describe()
-        message = "canary rolled back; stable serves all traffic"
+    moved = rollout_ops.rollback(build_target(args), switch=args.switch)
     return cli.Outcome(
-        status="rolled_back",
+        status=RolloutOutcome.ROLLED_BACK,
         exit_code=cli.EXIT_OK,
-        data={"state": state, "reason": args.reason},
-        text=f"{message} ({args.reason})",
-        markdown=f"### Rollback: {message}\n\nReason: {args.reason}\n\n```\n{state}\n```",
+        data={"state": moved.state, "reason": args.reason},
+        text=f"{moved.message} ({args.reason})",
+        markdown=f"### Rollback: {moved.message}\n\nReason: {args.reason}\n\n"
+        f"```\n{moved.state}\n```",
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    return cli.run(build_parser(), command, argv)
+    return cli.run(build_parser, command, argv)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,30 +51,99 @@ class Outcome:
     markdown: str = ""
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    """`ROLLOUT_<NAME>` from the environment, for argparse defaults."""
-    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
+def env_name(option: str) -> str:
+    """The variable an option falls back to: `--platform-dir` reads `ROLLOUT_PLATFORM_DIR`."""
+    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
 
 
-def env_float(name: str, default: float) -> float:
-    """A float option's environment default; a bad value is a usage error."""
-    raw = env(name)
-    try:
-        return float(raw) if raw is not None else default
-    except ValueError as exc:
-        raise ToolkitError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}.") from exc
+def option(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    name: str,
+    *,
+    help: str,  # argparse's own word
+    default: Any = None,
+    type: Callable[[str], Any] = str,  # argparse's own word
+    choices: Sequence[Any] | None = None,
+    flag: bool = False,
+    repeat: bool = False,
+    metavar: str | None = None,
+    default_text: str | None = None,
+) -> None:
+    """Add `--name` with its `ROLLOUT_<NAME>` fallback, shown in the help: a flag is set by
+    `true`/`1`/`yes`, a repeatable option takes a comma-separated list, any other value is
+    parsed by `type` as if given on the command line (a bad one is a usage error)."""
+    variable = env_name(name)
+    raw = os.environ.get(variable)
+    if default_text is None and isinstance(default, str | int | float) and default is not False:
+        default_text = str(default)
+    shown = f" (env {variable}" + (f"; default {default_text}" if default_text else "") + ")"
+    if raw is not None and choices is not None and not repeat and not flag:
+        try:
+            valid = type(raw) in choices
+        except (TypeError, ValueError, argparse.ArgumentTypeError):
+            valid = False
+        if not valid:
+            listed = ", ".join(str(c) for c in choices)
+            raise ToolkitError(f"{variable} must be one of {listed}, not {raw!r}.")
+    if flag:
+        value = raw.strip().lower() in ("1", "true", "yes") if raw is not None else bool(default)
+        parser.add_argument(name, action="store_true", default=value, help=help + shown)
+        return
+    if repeat:
+        items = [v.strip() for v in raw.split(",") if v.strip()] if raw is not None else None
+        try:
+            values = [type(v) for v in items] if items is not None else list(default or [])
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            raise ToolkitError(f"{variable}: {exc}.") from exc
+        parser.add_argument(
+            name, action="append", type=type, default=values, choices=choices,
+            metavar=metavar, help=help + shown + " (repeatable)",
+        )  # fmt: skip
+        return
+    # argparse parses a string default with `type`, so the variable is checked like the option.
+    parser.add_argument(
+        name, type=type, choices=choices, metavar=metavar, help=help + shown,
+        default=raw if raw is not None else default,
+    )  # fmt: skip
+
+
+def positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` above zero."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def http_url(text: str) -> str:
+    """An argparse type: an http(s) URL with a host."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+    return text
 
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An argparse parser with the options every script has."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--output",
-        choices=["text", "json"],
-        default=env("output", "text"),
-        help="`json` prints the result envelope on stdout (env ROLLOUT_OUTPUT)",
-    )
+    add_output_option(parser)
     return parser
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """--output: `text` on stderr only, or also the JSON envelope on stdout."""
+    option(
+        parser, "--output", choices=["text", "json"], default="text",
+        help="`json` prints the result envelope on stdout",
+    )  # fmt: skip
 
 
 def envelope(outcome: Outcome) -> dict[str, Any]:
@@ -96,18 +166,19 @@ def append_step_summary(markdown: str) -> None:
 
 
 def run(
-    parser: argparse.ArgumentParser,
+    build_parser: Callable[[], argparse.ArgumentParser],
     command: Callable[[argparse.Namespace], Outcome],
     argv: Sequence[str] | None,
 ) -> int:
-    """Parse, run `command`, render its outcome; ToolkitError becomes `error: ...` and its code."""
+    """Parse, run `command`, render its outcome; ToolkitError becomes `error: ...` and its code
+    (a bad `ROLLOUT_*` value too: the parser reads them when it is built)."""
+    output = "text"
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
+        output = args.output
+        outcome = command(args)
     except SystemExit as exc:  # argparse: --help exits 0, a usage error 2
         return int(exc.code or 0)
-    output = getattr(args, "output", "text")
-    try:
-        outcome = command(args)
     except ToolkitError as exc:
         outcome = Outcome(
             status="error",

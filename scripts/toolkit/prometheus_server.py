@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from contract.files import atomic_write
 from scripts.toolkit.processes import ManagedProcess
 
 CONFIG = """\
@@ -40,10 +40,7 @@ def write_targets(path: Path, targets: dict[str, list[str]]) -> None:
         {"targets": hosts, "labels": {"group": name}} for name, hosts in sorted(targets.items())
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".targets-")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(groups, out, indent=2)
-    os.replace(temporary, path)
+    atomic_write(path, json.dumps(groups, indent=2))
 
 
 def start_prometheus(

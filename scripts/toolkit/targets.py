@@ -5,13 +5,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from contract.metrics import APP_VERSION, PROMPT, PROMPT_VERSION, TRACK
+from contract.tracks import Track
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.metrics import Arm
 from scripts.toolkit.traffic.base import TrafficBackend
+
+
+class RolloutOutcome(StrEnum):
+    """How a rollout ended."""
+
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled back"
+
+
+@dataclass(frozen=True)
+class RolloutIdentity:
+    """Names one rollout, to resume the right saved state: what kind of target, its subject
+    (the traffic backend, or the prompt) and the candidate version (None: nothing rolls out)."""
+
+    kind: str
+    subject: str
+    candidate: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"kind": self.kind, "subject": self.subject, "candidate": self.candidate}
 
 
 class RolloutTarget(Protocol):
@@ -32,13 +56,16 @@ class RolloutTarget(Protocol):
         """Make the canary the new stable (idempotent)."""
 
     def rollback(self) -> None:
-        """Send everyone back to stable (idempotent; never needs the canary healthy)."""
+        """Back to the last good version (idempotent; never needs the canary healthy)."""
 
     def describe(self) -> dict[str, Any]:
         """What is rolling out, for the decision record."""
 
-    def identity(self) -> str:
-        """Names this rollout (target and candidate), to resume the right saved state."""
+    def summary(self) -> str:
+        """One sentence on what serves now, read afresh."""
+
+    def identity(self) -> RolloutIdentity:
+        """Names this rollout."""
 
 
 def metrics_url(base: str) -> str:
@@ -60,11 +87,18 @@ class CodeTarget:
         return self.backend.state().canary_weight
 
     def arms(self) -> tuple[Arm, Arm]:
-        """Arms by `track` label; scraped at the given URLs (Prometheus needs none)."""
-        return (
-            Arm("stable", {"track": "stable"}, tuple(metrics_url(u) for u in self.stable_urls)),
-            Arm("canary", {"track": "canary"}, tuple(metrics_url(u) for u in self.canary_urls)),
-        )
+        """Arms by the `track` label (and the track's version when known), each read from
+        every instance: a rating is counted where it arrives, labelled with the track that
+        answered, so stable's /metrics carries canary series too (Prometheus needs no URL)."""
+        urls = tuple(metrics_url(u) for u in [*self.stable_urls, *self.canary_urls])
+        versions = self.backend.state().versions
+
+        def arm(track: Track) -> Arm:
+            version = versions.get(track)
+            labels = {TRACK: track.value, **({APP_VERSION: version} if version else {})}
+            return Arm(track.value, labels, urls)
+
+        return arm(Track.STABLE), arm(Track.CANARY)
 
     def set_percent(self, percent: float) -> None:
         """Shift traffic through the backend."""
@@ -75,16 +109,31 @@ class CodeTarget:
         self.backend.promote_canary()
 
     def rollback(self) -> None:
-        """All traffic to stable, then retire the canary."""
-        self.backend.rollback_canary()
+        """A canary: all traffic to stable, then retire it. After a blue-green switch (no
+        canary): all traffic back to the track that served before."""
+        state = self.backend.state()
+        if Track.CANARY in state.versions:
+            self.backend.rollback_canary()
+        elif state.previous is not None:
+            self.backend.switch_back()
+        elif state.active not in (None, Track.STABLE):
+            raise ToolkitError(
+                f"{state.active} serves all traffic and no track it took over from is recorded; "
+                "name the one to go back to with `python -m scripts.rollback --switch <track>`."
+            )
 
     def describe(self) -> dict[str, Any]:
         """Backend state."""
-        return {"target": "code", **self.backend.state().to_dict()}
+        return {"target": self.kind, "backend": self.backend.name, **self.backend.state().to_dict()}
 
-    def identity(self) -> str:
+    def summary(self) -> str:
+        """Who serves, by track and version."""
+        return self.backend.state().summary()
+
+    def identity(self) -> RolloutIdentity:
         """The canary track's version."""
-        return f"code:{self.backend.state().versions.get('canary', '')}"
+        candidate = self.backend.state().versions.get(Track.CANARY)
+        return RolloutIdentity(self.kind, self.backend.name, candidate)
 
 
 @dataclass
@@ -110,8 +159,8 @@ class PromptTarget:
             raise ToolkitError(f"{self.prompt} has no canary version in {self.registry_dir}.")
         urls = tuple(metrics_url(u) for u in self.urls)
         return (
-            Arm("stable", {"prompt": self.prompt, "prompt_version": state.production}, urls),
-            Arm("canary", {"prompt": self.prompt, "prompt_version": state.canary}, urls),
+            Arm(Track.STABLE, {PROMPT: self.prompt, PROMPT_VERSION: state.production}, urls),
+            Arm(Track.CANARY, {PROMPT: self.prompt, PROMPT_VERSION: state.canary}, urls),
         )
 
     def set_percent(self, percent: float) -> None:
@@ -130,13 +179,23 @@ class PromptTarget:
         """Production and canary versions."""
         state = self._state()
         return {
-            "target": "prompt",
+            "target": self.kind,
             "prompt": self.prompt,
             "production": state.production,
             "canary": state.canary,
             "canary_percentage": state.canary_percentage,
         }
 
-    def identity(self) -> str:
+    def summary(self) -> str:
+        """The production version, and the canary's share if there is one."""
+        state = self._state()
+        if state.canary is None:
+            return f"{self.prompt} {state.production} serves all traffic"
+        return (
+            f"{self.prompt} {state.production} serves {100 - state.canary_percentage:g}%, "
+            f"canary {state.canary} {state.canary_percentage:g}%"
+        )
+
+    def identity(self) -> RolloutIdentity:
         """The prompt and its canary version."""
-        return f"prompt:{self.prompt}:{self._state().canary or ''}"
+        return RolloutIdentity(self.kind, self.prompt, self._state().canary)

@@ -20,7 +20,7 @@ def test_the_demo_promotes_one_canary_and_rolls_back_two(
 ) -> None:
     state_dir = tmp_path / "demo"
     code = demo.main(
-        ["--state-dir", str(state_dir), "--port", str(free_port()), "--output", "json"]
+        ["--platform-dir", str(state_dir), "--port", str(free_port()), "--output", "json"]
     )
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out

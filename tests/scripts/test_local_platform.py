@@ -49,7 +49,7 @@ class Platform:
         out = self.state_dir.parent / "stdout.json"
         with out.open("w") as handle, contextlib.redirect_stdout(handle):
             code = local_platform.main(
-                [*args[:1], "--state-dir", str(self.state_dir), "--output", "json", *args[1:]]
+                [*args[:1], "--platform-dir", str(self.state_dir), "--output", "json", *args[1:]]
             )
         return code, json.loads(out.read_text())
 
@@ -92,7 +92,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     try:
         yield start_platform(state_dir)
     finally:
-        local_platform.main(["down", "--state-dir", str(state_dir)])
+        local_platform.main(["down", "--platform-dir", str(state_dir)])
 
 
 @pytest.fixture

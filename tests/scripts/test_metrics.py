@@ -36,6 +36,8 @@ from scripts.toolkit.metrics import (
 from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
 from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
+from scripts.toolkit.targets import CodeTarget
+from scripts.toolkit.traffic.base import TrafficState
 from tests.conftest import REPO, StartApp
 from tests.support.metrics import Metrics, parse_metrics
 from tests.support.polling import poll_until
@@ -263,22 +265,24 @@ def pages() -> Iterator[Pages]:
     served.close()
 
 
-def test_scrape_counts_since_the_first_reading(pages: Pages) -> None:
+def test_scrape_counts_since_the_process_started(pages: Pages) -> None:
+    """A monitor started late counts what was served before its first reading (a canary whose
+    weight was moved by hand has answers to judge at once)."""
     process = pages.processes["a"] = Process()
     for _ in range(5):
         process.answer()
     source, arms = ScrapeSource(), [Arm("stable", STABLE, (pages.url("a"),))]
     first = source.read(QUERIES, arms)["stable"]
-    assert first["error_rate"] == Ratio(0, 0)
-    assert isinstance(first["quality_score"], Histogram) and first["quality_score"].count == 0
+    assert first["error_rate"] == Ratio(0, 5)
+    assert isinstance(first["quality_score"], Histogram) and first["quality_score"].count == 5
     for _ in range(3):
         process.answer(score=0.0)
     process.error()
     data = source.read(QUERIES, arms)["stable"]
-    assert data["error_rate"] == Ratio(1, 4)
+    assert data["error_rate"] == Ratio(1, 9)
     quality = data["quality_score"]
     assert isinstance(quality, Histogram)
-    assert quality.count == 3 and quality.counts[0] == 3 and quality.total == 0.0
+    assert quality.count == 8 and quality.counts[0] == 3 and quality.total == pytest.approx(4.5)
     assert source.resets == []
 
 
@@ -297,7 +301,7 @@ def test_scrape_sees_series_that_appear_after_the_first_reading(pages: Pages) ->
 
 def test_scrape_keeps_the_counts_of_a_process_that_restarted(pages: Pages) -> None:
     """A restart sets the counters back to zero: the source notices, records it, and adds the
-    new process's counts to what the old one had counted since the first reading."""
+    new process's counts to what the old one had counted."""
     old = pages.processes["a"] = Process()
     for _ in range(10):
         old.answer()
@@ -306,21 +310,21 @@ def test_scrape_keeps_the_counts_of_a_process_that_restarted(pages: Pages) -> No
     for _ in range(4):
         old.answer(seconds=0.9)
     old.error()
-    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(1, 5)
+    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(1, 15)
 
     new = pages.processes["a"] = Process()
     new.answer()
     new.error()
     data = source.read(QUERIES, arms)["stable"]
-    assert data["error_rate"] == Ratio(2, 7)
-    assert data["slow_answers"] == Ratio(4, 5)
+    assert data["error_rate"] == Ratio(2, 17)
+    assert data["slow_answers"] == Ratio(4, 15)
     quality = data["quality_score"]
-    assert isinstance(quality, Histogram) and quality.count == 5
+    assert isinstance(quality, Histogram) and quality.count == 15
     assert "stable/error_rate" in source.resets
     assert "stable/quality_score" in source.resets
 
     new.answer()
-    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(2, 8)
+    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(2, 18)
     assert source.resets.count("stable/error_rate") == 1
 
 
@@ -363,13 +367,13 @@ def test_scrape_follows_each_replica_of_an_arm(pages: Pages) -> None:
     source.read(QUERIES, arms)
     for _ in range(5):
         one.answer()
-    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(0, 5)
+    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(0, 105)
     pages.processes["one"] = restarted = Process()
     restarted.answer()
     for _ in range(60):
         two.answer()
     data = source.read(QUERIES, arms)["stable"]
-    assert data["error_rate"] == Ratio(0, 5 + 1 + 60)
+    assert data["error_rate"] == Ratio(0, 55 + 1 + 110)
     assert source.resets == [f"stable/{q.name}" for q in QUERIES if q.name != "negative_feedback"]
 
 
@@ -383,12 +387,60 @@ def test_scrape_failure_is_metrics_unavailable_and_changes_nothing(pages: Pages)
         source.read(QUERIES, [good, broken])
     assert caught.value.exit_code == EXIT_INCONCLUSIVE
     assert "canary" in caught.value.message
-    # The failed read set no baseline: the first successful one does.
+    # The failed read remembered nothing: the next one counts from the process's start.
     process.answer()
-    assert source.read(QUERIES, [good])["stable"]["error_rate"] == Ratio(0, 0)
+    assert source.read(QUERIES, [good])["stable"]["error_rate"] == Ratio(0, 2)
+    assert source.resets == []
     refused = Arm("stable", STABLE, (f"http://127.0.0.1:{free_port()}/metrics",))
     with pytest.raises(MetricsUnavailable, match="cannot read stable metrics"):
         source.read(QUERIES, [refused])
+
+
+class FixedBackend:
+    """A traffic backend that only reports a fixed state (the arms need versions only)."""
+
+    name = "fixed"
+
+    def __init__(self, versions: dict[str, str]) -> None:
+        self.traffic = TrafficState({"stable": 80.0, "canary": 20.0}, versions)
+
+    def state(self) -> TrafficState:
+        return self.traffic
+
+
+def test_code_arms_read_every_instance_and_pick_series_by_track(pages: Pages) -> None:
+    """A rating is counted by the instance that receives it, labelled with the track that
+    answered: stable's /metrics carries canary feedback, and the canary arm must count it."""
+    stable = pages.processes["stable/metrics"] = Process("stable")
+    canary = pages.processes["canary/metrics"] = Process("canary")
+    for _ in range(4):
+        stable.answer()
+        canary.answer()
+    stable.feedback("up")
+    canary.feedback("up")
+    # Canary answers rated through stable; and an older canary's rating (another version).
+    stable.metrics.feedback.labels("canary", "v1", *VARIANT, "down").inc(3)
+    stable.metrics.feedback.labels("canary", "old", *VARIANT, "down").inc(7)
+    target = CodeTarget(
+        FixedBackend({"stable": "v1", "canary": "v1"}),  # type: ignore[arg-type]
+        [pages.url("stable")],
+        [pages.url("canary")],
+    )
+    stable_arm, canary_arm = target.arms()
+    urls = (pages.url("stable/metrics"), pages.url("canary/metrics"))
+    assert stable_arm.urls == canary_arm.urls == urls
+    data = ScrapeSource().read(QUERIES, target.arms())
+    assert data["canary"]["negative_feedback"] == Ratio(3, 4)
+    assert data["stable"]["negative_feedback"] == Ratio(0, 1)
+    assert data["canary"]["error_rate"] == data["stable"]["error_rate"] == Ratio(0, 4)
+
+
+def test_a_server_that_is_not_prometheus_is_named_in_one_sentence(pages: Pages) -> None:
+    source = PrometheusSource(url=pages.url(""), start=time.time() - 60)
+    with pytest.raises(MetricsUnavailable) as caught:
+        source.read(QUERIES, [Arm("stable", STABLE)])
+    assert "\n" not in caught.value.message
+    assert caught.value.message.endswith("(HTTP 500); is it a Prometheus server?")
 
 
 def test_histogram_arithmetic() -> None:

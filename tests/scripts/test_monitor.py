@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from contract.files import REPO_ROOT
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.metrics.factory import fixed_source
 from scripts.toolkit.monitor import Monitor, RolloutState
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
 from scripts.toolkit.targets import PromptTarget
 from tests.scripts.synthetic import FakeClock, ScriptedSource, arm, unavailable
 from tests.support.registry import add_prompt
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def fast_policy(**overrides: float) -> Policy:
@@ -35,7 +35,7 @@ def fast_policy(**overrides: float) -> Policy:
 def registry(tmp_path: Path) -> Path:
     """A registry copy whose prompt rag_answer has v2 as a 10% canary."""
     target = tmp_path / "registry"
-    shutil.copytree(REPO / "registry", target)
+    shutil.copytree(REPO_ROOT / "registry", target)
     add_prompt(target, "rag_answer", "v2", status="retired", traffic_percentage=0)
     registry_ops.start_canary(target, "rag_answer", "v2", 10)
     return target
@@ -69,7 +69,7 @@ def monitor(
     return Monitor(
         policy or fast_policy(),
         target,
-        source,
+        fixed_source(source),
         act=act,
         state_file=state,
         clock=clock,

@@ -206,7 +206,7 @@ def start_router(store: StateStore, port: int, backends: EchoBackends) -> Router
         f"router-{port}",
         "scripts.toolkit.platform.router",
         port=port,
-        args=["--state-dir", str(store.dir)],
+        args=["--platform-dir", str(store.dir)],
         log_dir=store.dir,
         cwd=REPO,
     )

@@ -5,8 +5,8 @@ An observation is cumulative: counts since the start of the analysis. Two kinds 
 `Histogram` (a Prometheus histogram, for means such as the quality score or cost).
 
 Sources:
-- `ScrapeSource` reads each arm's `/metrics` directly (no Prometheus needed) and subtracts the
-  first reading; when a process restarts (its counters go down) what it counted before is kept;
+- `ScrapeSource` reads each arm's `/metrics` directly (no Prometheus needed): counts since each
+  process started; when a process restarts (its counters go down) what it counted before is kept;
 - `PrometheusSource` asks a Prometheus server with PromQL `increase(...[window])`.
 
 Metrics are named by a PromQL series selector, `name{label="value", other=~"regex"}`; the arm's
@@ -20,7 +20,13 @@ from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation
 from scripts.toolkit.metrics.promql import PrometheusSource
 from scripts.toolkit.metrics.scrape import ScrapeSource
 from scripts.toolkit.metrics.selectors import Selector
-from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricSource, MetricsUnavailable
+from scripts.toolkit.metrics.source import (
+    Arm,
+    MetricQuery,
+    MetricSource,
+    MetricsUnavailable,
+    ResumableSource,
+)
 
 __all__ = [
     "Arm",
@@ -32,6 +38,7 @@ __all__ = [
     "Observation",
     "PrometheusSource",
     "Ratio",
+    "ResumableSource",
     "ScrapeSource",
     "Selector",
     "observe",

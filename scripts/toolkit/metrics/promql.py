@@ -11,7 +11,7 @@ import httpx
 
 from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, ratio
 from scripts.toolkit.metrics.selectors import Selector
-from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable
+from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable, one_sentence
 
 
 @dataclass
@@ -32,8 +32,10 @@ class PrometheusSource:
             response.raise_for_status()
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
+            what = "no JSON answer" if isinstance(exc, ValueError) else one_sentence(exc)
             raise MetricsUnavailable(
-                f"cannot query Prometheus at {self.url}: {exc}", exit_code=3
+                f"cannot query Prometheus at {self.url} ({what}); is it a Prometheus server?",
+                exit_code=3,
             ) from exc
         if body.get("status") != "success":
             raise MetricsUnavailable(

@@ -10,7 +10,7 @@ import httpx
 
 from scripts.toolkit.metrics.exposition import Sample, observe, parse_exposition
 from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, Ratio
-from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable
+from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable, one_sentence
 
 
 @dataclass
@@ -24,40 +24,35 @@ class _Counted:
 
 @dataclass
 class ScrapeSource:
-    """Reads each arm's `/metrics` URLs directly, relative to the first successful reading.
+    """Reads each arm's `/metrics` URLs directly: counts since each process started.
 
-    Each URL (one process) is followed on its own. When its counters go down since the last
-    reading, the process restarted: what it had counted until then is kept, and its new counts
-    are added from zero, so the observation stays cumulative over the whole analysis."""
+    An arm's series are selected by its labels on every URL it names and summed. Each URL (one
+    process) is followed on its own: when its counters go down since the last reading, the
+    process restarted, so what it had counted until then is kept and its new counts are added
+    from zero; the observation stays cumulative over the whole analysis."""
 
     timeout: float = 5.0
     _counted: dict[tuple[str, str, str], _Counted] = field(default_factory=dict)
     resets: list[str] = field(default_factory=list)
 
     def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
-        """Observations since the first reading, per arm; MetricsUnavailable if a URL fails
-        (then nothing is remembered from this read)."""
+        """Observations per arm, each summed over the arm's URLs; MetricsUnavailable if a URL
+        fails (then nothing is remembered from this read)."""
         queries, arms = list(queries), list(arms)
-        pages: dict[tuple[str, str], list[Sample]] = {}
+        pages: dict[str, list[Sample]] = {}
         with httpx.Client(timeout=self.timeout) as client:
             for arm in arms:
                 for url in arm.urls:
-                    try:
-                        response = client.get(url)
-                        response.raise_for_status()
-                        pages[arm.name, url] = parse_exposition(response.text)
-                    except (httpx.HTTPError, ValueError) as exc:
-                        raise MetricsUnavailable(
-                            f"cannot read {arm.name} metrics at {url}: {exc}", exit_code=3
-                        ) from exc
+                    if url not in pages:
+                        pages[url] = _fetch(client, url, arm.name)
         result: dict[str, ArmData] = {}
         for arm in arms:
             data: ArmData = {}
             for query in queries:
                 observation = observe([], query, arm.labels)  # nothing, if the arm has no URL
                 for url in arm.urls:
-                    current = observe(pages[arm.name, url], query, arm.labels)
-                    since = self._since_start((arm.name, url, query.name), current)
+                    current = observe(pages[url], query, arm.labels)
+                    since = self._counted_at((arm.name, url, query.name), current)
                     observation = _plus(observation, since)
                 data[query.name] = observation
             result[arm.name] = data
@@ -93,18 +88,31 @@ class ScrapeSource:
             raise ValueError(f"the saved scrape state cannot be read: {exc}") from exc
         self.resets = list(state.get("resets", []))
 
-    def _since_start(self, key: tuple[str, str, str], current: Observation) -> Observation:
+    def _counted_at(self, key: tuple[str, str, str], current: Observation) -> Observation:
         counted = self._counted.get(key)
         if counted is None:
+            # First reading: the counters as they are, since the process started (a canary's
+            # since it was deployed), so a monitor started late still counts what was served.
             zero = _minus(current, current)
-            self._counted[key] = _Counted(baseline=current, last=current, carried=zero)
-            return zero
+            self._counted[key] = _Counted(baseline=zero, last=current, carried=zero)
+            return current
         if _is_reset(current, counted.last):
             self.resets.append(f"{key[0]}/{key[2]}")
             counted.carried = _plus(counted.carried, _minus(counted.last, counted.baseline))
             counted.baseline = _minus(current, current)
         counted.last = current
         return _plus(counted.carried, _minus(current, counted.baseline))
+
+
+def _fetch(client: httpx.Client, url: str, arm: str) -> list[Sample]:
+    try:
+        response = client.get(url)
+        response.raise_for_status()
+        return parse_exposition(response.text)
+    except (httpx.HTTPError, ValueError) as exc:
+        raise MetricsUnavailable(
+            f"cannot read {arm} metrics at {url}: {one_sentence(exc)}", exit_code=3
+        ) from exc
 
 
 def _dump(observation: Observation) -> dict[str, Any]:

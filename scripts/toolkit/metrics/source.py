@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
 
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.metrics.observations import ArmData
@@ -46,10 +48,29 @@ class Arm:
 
 
 class MetricSource(Protocol):
-    """Reads cumulative observations per arm since the source's first reading."""
+    """Reads cumulative observations per arm."""
 
     def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
         """Observations per arm name and metric name; raises MetricsUnavailable."""
+
+
+@runtime_checkable
+class ResumableSource(MetricSource, Protocol):
+    """A source that remembers what it has counted (a scrape source): the monitor saves that
+    with its state and gives it back when an interrupted rollout resumes."""
+
+    def export_state(self) -> dict[str, Any]:
+        """What it remembers, JSON-ready."""
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what `export_state` returned; ValueError when it cannot be read."""
+
+
+def one_sentence(error: Exception) -> str:
+    """An HTTP failure in a few words: httpx's messages add a second line with a web link."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"HTTP {error.response.status_code}"
+    return str(error).splitlines()[0] if str(error) else error.__class__.__name__
 
 
 class MetricsUnavailable(ToolkitError):

@@ -7,9 +7,9 @@ import subprocess  # nosec B404  # runs git with a fixed argv, never a shell
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.files import REPO_ROOT
 from scripts.toolkit.cli import ToolkitError
 
-REPO = Path(__file__).resolve().parents[3]
 GIT_TIMEOUT_SECONDS = 120.0
 
 
@@ -21,7 +21,7 @@ class Revision:
     short: str
 
 
-def git(*args: str, repo: Path = REPO) -> str:
+def git(*args: str, repo: Path = REPO_ROOT) -> str:
     """Run `git args...` in `repo`; its stdout, or a ToolkitError with git's last words."""
     binary = shutil.which("git")
     if binary is None:
@@ -43,7 +43,7 @@ def git(*args: str, repo: Path = REPO) -> str:
     return result.stdout.strip()
 
 
-def checkout_revision(repo: Path = REPO) -> Revision | None:
+def checkout_revision(repo: Path = REPO_ROOT) -> Revision | None:
     """The commit checked out in `repo`, or None when it is not a git checkout."""
     try:
         return resolve("HEAD", repo=repo)
@@ -51,7 +51,7 @@ def checkout_revision(repo: Path = REPO) -> Revision | None:
         return None
 
 
-def resolve(ref: str, *, repo: Path = REPO) -> Revision:
+def resolve(ref: str, *, repo: Path = REPO_ROOT) -> Revision:
     """The commit `ref` names (a SHA, branch, tag or `HEAD~1`)."""
     if not ref or ref.startswith("-"):
         raise ToolkitError(f"{ref!r} is not a git ref.")
@@ -64,7 +64,7 @@ def resolve(ref: str, *, repo: Path = REPO) -> Revision:
     return Revision(sha=sha, short=git("rev-parse", "--short", sha, repo=repo))
 
 
-def add_worktree(revision: Revision, *, parent: Path, repo: Path = REPO) -> Path:
+def add_worktree(revision: Revision, *, parent: Path, repo: Path = REPO_ROOT) -> Path:
     """A detached worktree of `revision` under `parent` (reused when it exists already)."""
     path = parent / revision.sha[:12]
     if (path / ".git").exists():
@@ -76,7 +76,7 @@ def add_worktree(revision: Revision, *, parent: Path, repo: Path = REPO) -> Path
     return path
 
 
-def remove_worktree(path: Path, *, repo: Path = REPO) -> None:
+def remove_worktree(path: Path, *, repo: Path = REPO_ROOT) -> None:
     """Remove a worktree this platform created (gone already is fine)."""
     if not path.exists():
         return

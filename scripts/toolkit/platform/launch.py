@@ -217,7 +217,7 @@ def start_router(state: PlatformState) -> Started:
         sys.executable,
         "-m",
         "scripts.toolkit.platform.router",
-        "--state-dir",
+        "--platform-dir",
         state.state_dir,
         "--port",
         str(state.router_port),

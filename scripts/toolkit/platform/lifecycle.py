@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from contract.files import REPO_ROOT
+from contract.tracks import TRACKS, Track
 from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs, launch, operations
@@ -20,9 +22,8 @@ from scripts.toolkit.platform.routing import RoutingTable
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 
 DEFAULT_PORT = 8000
-DEFAULT_STATE_DIR = gitrefs.REPO / ".local" / "platform"
 PROMETHEUS_MODES = ("auto", "on", "off")
-STOP_ORDER = ("router", "stable", "canary", "blue", "green", "model-server", "prometheus")
+STOP_ORDER = ("router", *TRACKS, "model-server", "prometheus")
 
 
 @dataclass
@@ -108,11 +109,11 @@ def _create(
     registry = store.dir / "registry"
     if registry.exists():  # left by an `up` that was killed before it recorded anything
         shutil.rmtree(registry)
-    shutil.copytree(gitrefs.REPO / "registry", registry)
+    shutil.copytree(REPO_ROOT / "registry", registry)
     store.write(
         PlatformState(
             state_dir=str(store.dir),
-            repo=str(gitrefs.REPO),
+            repo=str(REPO_ROOT),
             admin_token=secrets.token_urlsafe(32),
             router_port=port,
             registry_dir=str(registry),
@@ -146,14 +147,16 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
         model_moved = model is not None and model.port != item.record.port
 
     state = store.read()
-    apps: dict[str, ProcessRecord | None] = {"stable": None, **state.apps()}
+    apps: dict[str, ProcessRecord | None] = {Track.STABLE: None, **state.apps()}
     for track, record in apps.items():
         if record is not None and record.running() and not model_moved:
             result.kept.append(track)
             continue
         if record is not None:
             launch.stop(record)  # only when the model server moved: it points at the old one
-        spec = AppSpec.of(record) if record else launch.checkout_spec(Path(state.repo), "stable")
+        spec = (
+            AppSpec.of(record) if record else launch.checkout_spec(Path(state.repo), Track.STABLE)
+        )
         port = launch.reuse_port(record.port if record else None)
         launch_recorded(launch.start_app(state, spec, port=port))
     deadline = time.monotonic() + timeout
@@ -187,7 +190,7 @@ def _start_router(
         table = (
             RoutingTable.from_dict(editing.routes)
             if editing.routes
-            else RoutingTable.build(backends, {"stable": 100.0})
+            else RoutingTable.build(backends, {Track.STABLE: 100.0})
         )
         editing.routes = table.changed(backends={**table.backends, **backends}).to_dict()
     launch_recorded(launch.start_router(state)).wait_ready(timeout)

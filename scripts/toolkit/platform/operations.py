@@ -8,6 +8,7 @@ before waiting for it, so a re-run after an interruption at any point converges.
 
 from __future__ import annotations
 
+from contract.tracks import Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import launch
 from scripts.toolkit.platform.client import RouterClient
@@ -69,12 +70,12 @@ def without_track(table: RoutingTable, track: str) -> RoutingTable:
     weights = {t: w for t, w in table.weights.items() if t != track}
     weight = table.weights.get(track, 0.0)
     if weight > 0:
-        if track == "stable" or "stable" not in backends:
+        if track == Track.STABLE or Track.STABLE not in backends:
             raise ToolkitError(
                 f"track '{track}' serves {weight:g}% of traffic; switch traffic to another "
                 "track first."
             )
-        weights["stable"] += weight
+        weights[Track.STABLE] += weight
     return table.changed(backends=backends, weights=weights)
 
 

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m scripts.toolkit.platform.router",
         description="Weighted, sticky reverse proxy in front of the local platform's tracks.",
     )
-    parser.add_argument("--state-dir", type=Path, required=True, help="the platform's state folder")
+    parser.add_argument("--platform-dir", type=Path, required=True, help="the platform's folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, help="port (default: the state file's router port)")
     parser.add_argument(
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    store = StateStore(args.state_dir)
+    store = StateStore(args.platform_dir)
     try:
         state = store.read()
         table = RoutingTable.from_dict(state.routes) if state.routes else RoutingTable.empty()

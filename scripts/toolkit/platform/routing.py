@@ -101,7 +101,12 @@ class RoutingTable:
         """Where a request goes when `track`'s backend refuses connections: stable for the
         canary, the other color for blue and green; nothing for stable itself (a canary at
         low weight is no stand-in for it)."""
-        fallback = {"canary": "stable", "blue": "green", "green": "blue"}.get(track)
+        fallbacks: dict[str, str] = {
+            Track.CANARY: Track.STABLE,
+            Track.BLUE: Track.GREEN,
+            Track.GREEN: Track.BLUE,
+        }
+        fallback = fallbacks.get(track)
         return fallback if fallback in self.backends else None
 
     def changed(

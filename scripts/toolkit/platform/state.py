@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -22,13 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from contract.tracks import TRACKS
+from contract.files import atomic_write
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.processes import pid_running
 
 STATE_FILE = "state.json"
 SCHEMA_VERSION = 1
-APP_TRACKS = TRACKS
 
 
 def now() -> str:
@@ -94,6 +91,7 @@ class PlatformState:
     worktrees: list[str] = field(default_factory=list)
     routes: dict[str, Any] | None = None  # owned by the router once it runs
     intent: dict[str, Any] | None = None  # a multi-step operation in progress (promote)
+    switched_from: str | None = None  # the track a blue-green switch took traffic from
     created_at: str = field(default_factory=now)
     schema_version: int = SCHEMA_VERSION
 
@@ -182,10 +180,7 @@ class StateStore:
             self._write(state)
 
     def _write(self, state: PlatformState) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self.dir, prefix=".state-")  # mode 0600
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(state.to_dict(), out, indent=2)
-        os.replace(temporary, self.path)
+        atomic_write(self.path, json.dumps(state.to_dict(), indent=2), mode=0o600)
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[PlatformState]:

@@ -11,35 +11,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from contract.tracks import TRACKS, Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs, operations
 from scripts.toolkit.platform.launch import MANAGED_ENV, AppSpec, checkout_spec
 from scripts.toolkit.platform.routing import RoutingTable
-from scripts.toolkit.platform.state import APP_TRACKS, ProcessRecord, StateStore, now
+from scripts.toolkit.platform.state import ProcessRecord, StateStore, now
+from scripts.toolkit.traffic.base import TrafficState
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-COLORS = ("blue", "green")
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """The routing table the router serves and the version each track runs."""
-
-    table: RoutingTable
-    versions: dict[str, str]
-
-    @property
-    def active(self) -> str | None:
-        """Blue-green: the color that takes all traffic, if one does."""
-        return next((c for c in COLORS if self.table.weights.get(c, 0.0) >= 100), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {**self.table.to_dict(), "versions": self.versions, "active": self.active}
+DEPLOY = "python -m scripts.local_platform deploy --track"
+# Tracks a blue-green switch sends all traffic to (the canary moves by weight instead).
+SWITCHABLE = tuple(t.value for t in Track if t is not Track.CANARY)
 
 
 def parse_env(pairs: list[str] | None) -> dict[str, str]:
@@ -55,13 +40,14 @@ def parse_env(pairs: list[str] | None) -> dict[str, str]:
     return env
 
 
-def traffic(state_dir: Path) -> Traffic:
-    """What the router serves now, and which version each of its tracks runs."""
+def traffic(state_dir: Path) -> TrafficState:
+    """What the router serves now, which version each of its tracks runs, and the track a
+    blue-green switch moved traffic from."""
     state, client = operations.require_up(StateStore(state_dir))
     table = client.routes()
     apps = state.apps()
     versions = {t: str(apps[t].version) for t in table.backends if t in apps}
-    return Traffic(table, versions)
+    return TrafficState(dict(table.weights), versions, state.switched_from)
 
 
 def deploy(
@@ -75,8 +61,8 @@ def deploy(
     """Start (or replace, without dropping a request) `track`'s instance running `ref` (a git
     ref of this repository, from a worktree in the state folder; default: the checkout) with
     extra settings `env`. A track new to the router starts at weight 0."""
-    if track not in APP_TRACKS:
-        raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
+    if track not in TRACKS:
+        raise ToolkitError(f"--track must be one of {', '.join(TRACKS)}.")
     store = StateStore(state_dir)
     with store.operation():
         _, client = operations.require_up(store)
@@ -104,63 +90,88 @@ def _spec(store: StateStore, *, track: str, ref: str | None, env: dict[str, str]
     return AppSpec(track=track, cwd=cwd, version=version, git_sha=sha, git_ref=ref, extra_env=env)
 
 
-def undeploy(state_dir: Path, *, track: str) -> Traffic:
+def undeploy(state_dir: Path, *, track: str) -> TrafficState:
     """Take `track` out of the router first (its weight goes to stable, one change), then
     stop its instance. Nothing to do when it is not deployed."""
-    if track not in APP_TRACKS:
-        raise ToolkitError(f"--track must be one of {', '.join(APP_TRACKS)}.")
+    if track not in TRACKS:
+        raise ToolkitError(f"--track must be one of {', '.join(TRACKS)}.")
     store = StateStore(state_dir)
     _, client = operations.require_up(store)
     client.update(lambda table: operations.without_track(table, track))
     with store.operation():
         operations.retire_track(store, track)
         with store.edit() as state:
-            if track == "canary":
+            if track == Track.CANARY:
                 state.intent = None  # a promotion in progress is abandoned with its canary
+            if state.switched_from == track:
+                state.switched_from = None  # no way back to a track that is gone
         operations.reconcile(store, client)
     return traffic(state_dir)
 
 
-def set_canary_weight(state_dir: Path, percent: float) -> Traffic:
+def set_canary_weight(state_dir: Path, percent: float) -> TrafficState:
     """Send `percent` of units to the canary and the rest to stable (one atomic change)."""
     if not math.isfinite(percent) or not 0 <= percent <= 100:
         raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
     _, client = operations.require_up(StateStore(state_dir))
 
     def change(table: RoutingTable) -> RoutingTable:
-        if "stable" not in table.backends:
-            raise ToolkitError("no stable instance is deployed; deploy one with --track stable.")
-        if "canary" not in table.backends and percent > 0:
-            raise ToolkitError("no canary is deployed; deploy one with --track canary first.")
+        if Track.STABLE not in table.backends:
+            raise ToolkitError(
+                f"no stable instance is deployed; deploy one with `{DEPLOY} stable`."
+            )
+        if Track.CANARY not in table.backends and percent > 0:
+            raise ToolkitError(f"no canary is deployed; deploy one with `{DEPLOY} canary` first.")
         weights = dict.fromkeys(table.backends, 0.0)
-        weights["stable"] = 100.0 - percent
-        if "canary" in table.backends:
-            weights["canary"] = float(percent)
+        weights[Track.STABLE] = 100.0 - percent
+        if Track.CANARY in table.backends:
+            weights[Track.CANARY] = float(percent)
         return table.changed(weights=weights)
 
     client.update(change)
     return traffic(state_dir)
 
 
-def switch(state_dir: Path, color: str) -> Traffic:
-    """Blue-green: all traffic to `color` in one atomic change; the other color keeps running
-    as the instant way back."""
-    if color not in COLORS:
-        raise ToolkitError(f"the color must be blue or green, not {color!r}.")
+def switch(state_dir: Path, track: str) -> TrafficState:
+    """Blue-green: all traffic to `track` in one atomic change; the track that served before
+    keeps running as the instant way back, recorded as `previous` for `switch_back`."""
+    if track not in SWITCHABLE:
+        raise ToolkitError(f"--switch takes {', '.join(SWITCHABLE)}, not {track!r}.")
+    before = traffic(state_dir)
+    _route_all(state_dir, track)
+    if before.active not in (None, track):
+        with StateStore(state_dir).edit() as state:
+            state.switched_from = before.active
+    return traffic(state_dir)
+
+
+def switch_back(state_dir: Path) -> TrafficState:
+    """Undo the last blue-green switch: all traffic back to the track that served before, which
+    is then forgotten (so running it again changes nothing)."""
+    previous = traffic(state_dir).previous
+    if previous is not None:
+        _route_all(state_dir, previous)
+        with StateStore(state_dir).edit() as state:
+            state.switched_from = None
+    return traffic(state_dir)
+
+
+def _route_all(state_dir: Path, track: str) -> None:
     _, client = operations.require_up(StateStore(state_dir))
 
     def change(table: RoutingTable) -> RoutingTable:
-        if color not in table.backends:
-            raise ToolkitError(f"no {color} instance is deployed; deploy one with --track {color}.")
+        if track not in table.backends:
+            raise ToolkitError(
+                f"no {track} instance is deployed; deploy one with `{DEPLOY} {track}`."
+            )
         weights = dict.fromkeys(table.backends, 0.0)
-        weights[color] = 100.0
+        weights[track] = 100.0
         return table.changed(weights=weights)
 
     client.update(change)
-    return traffic(state_dir)
 
 
-def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
+def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> TrafficState:
     """Stable takes the canary's code (same ref, without the canary's extra settings) by
     zero-downtime replacement; then the canary leaves the router and stops.
 
@@ -171,7 +182,7 @@ def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
         state, client = operations.require_up(store)
         operations.reconcile(store, client)
         intent = state.intent if state.intent and state.intent.get("op") == "promote" else None
-        canary = state.apps().get("canary")
+        canary = state.apps().get(Track.CANARY)
         if intent is None:
             if canary is None:
                 return traffic(state_dir)  # nothing to promote (or promoted already)
@@ -186,23 +197,23 @@ def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> Traffic:
             with store.edit() as editing:
                 editing.intent = intent
         target = AppSpec(
-            track="stable",
+            track=Track.STABLE,
             cwd=str(intent["cwd"]),
             version=str(intent["version"]),
             git_sha=str(intent["git_sha"]),
             git_ref=intent.get("git_ref"),
         )
-        stable = store.read().apps().get("stable")
+        stable = store.read().apps().get(Track.STABLE)
         if stable is None or AppSpec.of(stable) != target or not stable.running():
             operations.replace_track(store, client, target, timeout=timeout)
-        client.update(lambda table: operations.without_track(table, "canary"))
-        operations.retire_track(store, "canary")
+        client.update(lambda table: operations.without_track(table, Track.CANARY))
+        operations.retire_track(store, Track.CANARY)
         with store.edit() as editing:
             editing.intent = None
     return traffic(state_dir)
 
 
-def rollback_canary(state_dir: Path) -> Traffic:
+def rollback_canary(state_dir: Path) -> TrafficState:
     """All of the canary's traffic back to stable in one change, then stop the canary.
     Works with a dead canary; running it again changes nothing."""
-    return undeploy(state_dir, track="canary")
+    return undeploy(state_dir, track=Track.CANARY)

@@ -8,27 +8,51 @@ never needs the canary to be healthy (it moves traffic first, then cleans up).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from contract.tracks import Track
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrafficState:
-    """Where traffic goes now, and which version each track runs."""
+    """Where traffic goes now, which version each track runs, and (after a blue-green switch)
+    the track that served all traffic before it."""
 
-    backend: str
     weights: dict[str, float]
     versions: dict[str, str] = field(default_factory=dict)
-    active: str | None = None  # blue-green: the color that serves
+    previous: str | None = None
 
     @property
     def canary_weight(self) -> float:
         """The canary's share of traffic, percent (0 when there is no canary)."""
-        return self.weights.get("canary", 0.0)
+        return self.weights.get(Track.CANARY, 0.0)
+
+    @property
+    def active(self) -> str | None:
+        """The track that takes all traffic, if one does."""
+        return next((t for t, w in self.weights.items() if w >= 100), None)
+
+    def summary(self) -> str:
+        """One sentence: who serves, with versions."""
+
+        def named(track: str) -> str:
+            version = self.versions.get(track)
+            return f"{track} ({version})" if version else track
+
+        if self.active is not None:
+            return f"{named(self.active)} serves all traffic"
+        shares = ", ".join(f"{named(t)} {w:g}%" for t, w in self.weights.items() if w > 0)
+        return f"traffic: {shares or 'none'}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return asdict(self)
+        return {
+            "weights": self.weights,
+            "versions": self.versions,
+            "active": self.active,
+            "previous": self.previous,
+        }
 
 
 class TrafficBackend(Protocol):
@@ -48,5 +72,9 @@ class TrafficBackend(Protocol):
     def rollback_canary(self) -> TrafficState:
         """Send all traffic to stable at once, then retire the canary; works with a dead canary."""
 
-    def switch(self, color: str) -> TrafficState:
-        """Blue-green: send all traffic to `color` (`blue` or `green`)."""
+    def switch(self, track: str) -> TrafficState:
+        """Blue-green: send all traffic to `track` (`blue`, `green`, or back to `stable`),
+        remembering the track that served before."""
+
+    def switch_back(self) -> TrafficState:
+        """Undo the last switch: all traffic to `previous`, then forget it (idempotent)."""

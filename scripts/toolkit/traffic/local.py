@@ -14,39 +14,34 @@ from scripts.toolkit.traffic.base import TrafficState
 
 
 class LocalBackend:
-    """Traffic between the tracks of the local platform whose state folder is `state_dir`."""
+    """Traffic between the tracks of the local platform whose folder is `platform_dir`."""
 
     name = "local"
 
-    def __init__(self, state_dir: Path, *, timeout: float = 60.0) -> None:
-        self.state_dir = state_dir
+    def __init__(self, platform_dir: Path, *, timeout: float = 60.0) -> None:
+        self.platform_dir = platform_dir
         self.timeout = timeout  # for a replacement instance to become ready
 
     def state(self) -> TrafficState:
         """Weights from the router, versions from the state file."""
-        return _state(tracks.traffic(self.state_dir))
+        return tracks.traffic(self.platform_dir)
 
     def set_canary_weight(self, percent: float) -> TrafficState:
         """`percent` of units to the canary, the rest to stable."""
-        return _state(tracks.set_canary_weight(self.state_dir, percent))
+        return tracks.set_canary_weight(self.platform_dir, percent)
 
     def promote_canary(self) -> TrafficState:
         """Stable takes the canary's version without dropping a request; the canary retires."""
-        return _state(tracks.promote_canary(self.state_dir, timeout=self.timeout))
+        return tracks.promote_canary(self.platform_dir, timeout=self.timeout)
 
     def rollback_canary(self) -> TrafficState:
         """The canary's weight to stable first (one change), then the canary stops."""
-        return _state(tracks.rollback_canary(self.state_dir))
+        return tracks.rollback_canary(self.platform_dir)
 
-    def switch(self, color: str) -> TrafficState:
-        """Blue-green: all traffic to `color` at once."""
-        return _state(tracks.switch(self.state_dir, color))
+    def switch(self, track: str) -> TrafficState:
+        """Blue-green: all traffic to `track` at once."""
+        return tracks.switch(self.platform_dir, track)
 
-
-def _state(traffic: tracks.Traffic) -> TrafficState:
-    return TrafficState(
-        backend=LocalBackend.name,
-        weights=dict(traffic.table.weights),
-        versions=traffic.versions,
-        active=traffic.active,
-    )
+    def switch_back(self) -> TrafficState:
+        """All traffic back to the track that served before the last switch."""
+        return tracks.switch_back(self.platform_dir)
