@@ -1,4 +1,6 @@
-"""The two arms: which service answers each, checked against its `/version` before any question."""
+"""The two arms: which service answers each, checked against its `/version` before any question.
+
+`service_info` is the toolkit's one reader of a service's `/version` for a prompt's versions."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class ServiceInfo:
     git_sha: str
     track: str
     versions: dict[str, str]  # prompt version -> status
+    traffic: dict[str, float]  # prompt version -> traffic percentage
     production: str
 
 
@@ -49,15 +52,15 @@ def service_info(url: str, prompt: str, *, timeout: float) -> ServiceInfo:
     if prompt not in prompts:
         known = ", ".join(sorted(prompts)) or "none"
         raise ToolkitError(f"the service at {url} has no prompt '{prompt}' (it has: {known}).")
-    versions = {v["version"]: v["status"] for v in prompts[prompt]}
-    production = next((v for v, s in versions.items() if s == "production"), "")
+    versions = {str(v["version"]): str(v["status"]) for v in prompts[prompt]}
     return ServiceInfo(
         url=url,
         app_version=str(body.get("app_version", "")),
         git_sha=str(body.get("git_sha", "")),
         track=str(body.get("track", "")),
         versions=versions,
-        production=production,
+        traffic={str(v["version"]): float(v.get("traffic_percentage", 0)) for v in prompts[prompt]},
+        production=next((v for v, s in versions.items() if s == "production"), ""),
     )
 
 

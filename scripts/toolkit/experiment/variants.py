@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.evaluation.arms import service_info
 from scripts.toolkit.metrics import Arm
 from scripts.toolkit.registry_ops import rollout_state
 
@@ -42,29 +41,13 @@ def variants_from_registry(registry_dir: Path, prompt: str) -> Variants:
 
 def variants_from_service(url: str, prompt: str, *, timeout: float = 10.0) -> Variants:
     """Production and canary as the running service's `/version` says."""
-    try:
-        response = httpx.get(f"{url.rstrip('/')}/version", timeout=timeout)
-        response.raise_for_status()
-        versions = response.json()["registry"]["prompts"][prompt]
-    except httpx.HTTPError as exc:
-        raise ToolkitError(
-            f"cannot read {url}/version ({exc.__class__.__name__}); start the service or fix --url."
-        ) from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ToolkitError(f"{url}/version does not list a prompt '{prompt}'.") from exc
-    by_status = {v["status"]: v for v in versions}
-    if "canary" not in by_status or "production" not in by_status:
+    info = service_info(url, prompt, timeout=timeout)
+    canary = next((v for v, status in info.versions.items() if status == "canary"), None)
+    if canary is None or not info.production:
         raise ToolkitError(
             f"{prompt} has no canary version at {url}: there is no experiment to report."
         )
-    canary = by_status["canary"]
-    return Variants(
-        prompt,
-        str(by_status["production"]["version"]),
-        str(canary["version"]),
-        float(canary["traffic_percentage"]),
-        "service",
-    )
+    return Variants(prompt, info.production, canary, info.traffic[canary], "service")
 
 
 def resolve_variants(
