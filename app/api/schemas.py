@@ -119,8 +119,12 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        # One of the two, as a string (null names nothing), as the validator below requires.
         json_schema_extra={
-            "anyOf": [{"required": ["feedback_token"]}, {"required": ["request_id"]}]
+            "anyOf": [
+                {"required": [field], "properties": {field: {"type": "string"}}}
+                for field in ("feedback_token", "request_id")
+            ]
         },
     )
 
