@@ -1,4 +1,4 @@
-"""The rollout policy: steps, timing, and the metrics the judge compares, from one YAML file."""
+"""The rollout policy: steps, timing, judged metrics, the quality gate and the A/B rules."""
 
 from __future__ import annotations
 

@@ -69,17 +69,6 @@ class ExpositionSource:
         }
 
 
-def read_prometheus(
-    url: str, window_seconds: float, queries: Iterable[MetricQuery], arms: Iterable[Arm]
-) -> dict[str, ArmData]:
-    """`increase()` over the last `window_seconds` from Prometheus."""
-    source = PrometheusSource(url=url, start=time.time() - window_seconds)
-    try:
-        return source.read(queries, arms)
-    except MetricsUnavailable as exc:
-        raise ToolkitError(exc.message) from exc
-
-
 def read_metrics(
     queries: Sequence[MetricQuery],
     arms: Sequence[Arm],
@@ -97,8 +86,12 @@ def read_metrics(
         where = ", ".join([*metrics_urls, *map(str, metrics_files)])
         return source.read(queries, arms), where
     if prometheus_url:
-        where = f"{prometheus_url} (last {window_seconds:g} s)"
-        return read_prometheus(prometheus_url, window_seconds, queries, arms), where
+        # `increase()` over the last `window_seconds`.
+        prometheus = PrometheusSource(url=prometheus_url, start=time.time() - window_seconds)
+        try:
+            return prometheus.read(queries, arms), f"{prometheus_url} (last {window_seconds:g} s)"
+        except MetricsUnavailable as exc:
+            raise ToolkitError(exc.message) from exc
     if url:
         page = f"{url.rstrip('/')}/metrics"
         return ExpositionSource(urls=[page]).read(queries, arms), page
