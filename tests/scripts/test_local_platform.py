@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from contract.assignment import in_canary
-from scripts import local_platform
+from scripts import local_platform, promote, rollback
+from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import launch, operations, tracks
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 from scripts.toolkit.processes import free_port, pid_running, process_identity, stop_pid
@@ -303,6 +304,49 @@ def test_blue_green_switch(platform: Platform) -> None:
         tracks.undeploy(platform.state_dir, track="blue")
         tracks.undeploy(platform.state_dir, track="green")
     assert backend.state().weights == {"stable": 100.0}
+
+
+def script(module: Any, platform: Platform, *args: str) -> tuple[int, str]:
+    """A rollout script in-process against the platform; exit code and its stderr line."""
+    err = platform.state_dir.parent / "stderr.txt"
+    with err.open("w") as handle, contextlib.redirect_stderr(handle):
+        code = module.main(["--platform-dir", str(platform.state_dir), *args])
+    return code, err.read_text()
+
+
+def test_the_documented_blue_green_flow_works_both_ways(platform: Platform) -> None:
+    """deploy green, switch to it, roll back to the track before, switch again: each command
+    reports the state it leaves, and plain rollback never claims what did not happen."""
+    stable = platform.state.processes["stable"].version
+    platform.cli("deploy", "--track", "green", "--env", "APP_VERSION=green-2")
+    backend = platform.backend
+    try:
+        code, said = script(promote, platform, "--switch", "green")
+        assert code == 0 and "green (green-2) serves all traffic" in said
+        assert backend.state().active == "green"
+        code, said = script(rollback, platform)
+        assert code == 0 and f"rolled back: stable ({stable}) serves all traffic" in said
+        assert backend.state().active == "stable"
+        code, said = script(rollback, platform)  # idempotent: nothing left to undo
+        assert code == 0 and "nothing to roll back" in said
+        assert backend.state().active == "stable"
+        code, said = script(promote, platform, "--switch", "green")
+        assert code == 0 and backend.state().active == "green"
+        code, said = script(rollback, platform, "--switch", "stable")
+        assert code == 0 and backend.state().active == "stable"
+        code, said = script(rollback, platform, "--switch", "blue")
+        assert code == 2
+        assert "deploy one with `python -m scripts.local_platform deploy --track blue`" in said
+    finally:
+        backend.switch("stable")
+        tracks.undeploy(platform.state_dir, track="green")
+    assert backend.state().weights == {"stable": 100.0}
+
+
+def test_moving_traffic_to_a_missing_canary_names_the_command(platform: Platform) -> None:
+    with pytest.raises(ToolkitError) as caught:
+        platform.backend.set_canary_weight(20)
+    assert "`python -m scripts.local_platform deploy --track canary`" in caught.value.message
 
 
 def test_down_stops_everything_and_removes_worktrees(tmp_path: Path) -> None:

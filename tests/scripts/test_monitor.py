@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from contract.files import REPO_ROOT
+from scripts import monitor_canary
 from scripts.toolkit import registry_ops
-from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
 from scripts.toolkit.metrics.factory import fixed_source
 from scripts.toolkit.monitor import Monitor, RolloutState
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
@@ -253,3 +256,56 @@ def test_a_resumed_monitor_gives_its_source_back_what_it_had_counted(
     fresh = RememberingSource(growing({}))
     monitor(registry, fresh, clock, tmp_path / "other.json")
     assert fresh.restored is None
+
+
+def test_a_fresh_monitor_on_a_canary_moved_by_hand_counts_what_it_served_before(
+    registry: Path,
+) -> None:
+    # The canary has served 2,181 answers at 10% before any monitor ran; few arrive now.
+    clock = FakeClock()
+    readings = [(arm(20_000 + 50 * i), arm(2_181 + 5 * i)) for i in range(1, 40)]
+    run = monitor(registry, ScriptedSource(readings), clock)
+    seen = []
+    while run.state.step < 50 and len(seen) < 10:
+        seen.append(run.check())
+        clock.sleep(1)
+    assert run.state.step == 50, [r.reasons for r in seen]
+    assert not any("0 of" in reason for r in seen for reason in r.reasons)
+
+
+def test_at_full_traffic_a_stable_arm_without_samples_says_what_to_do(registry: Path) -> None:
+    registry_ops.set_canary_percentage(registry, "rag_answer", 100)
+    clock = FakeClock()
+    run = monitor(registry, ScriptedSource([(arm(5), arm(3_000))]), clock)
+    with pytest.raises(ToolkitError) as caught:
+        run.check()
+    assert caught.value.exit_code == EXIT_INCONCLUSIVE
+    assert "promote --to full" in caught.value.message
+    assert "scripts.rollback" in caught.value.message
+
+
+def test_duration_running_out_mid_rollout_is_unfinished_not_done(
+    registry: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    data = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
+    data.update(steps=[10, 50, 100], min_samples=100)
+    policy.write_text(yaml.safe_dump(data), encoding="utf-8")
+    source = ScriptedSource(growing({}))
+    monkeypatch.setattr(monitor_canary, "source_factory", lambda *_, **__: fixed_source(source))
+    state = tmp_path / "state.json"
+    code = monitor_canary.main(
+        [
+            "--target", "prompt", "--registry-dir", str(registry), "--policy", str(policy),
+            "--act", "--duration", "1.5", "--interval", "1", "--min-step-seconds", "1",
+            "--state-file", str(state), "--stable-url", "http://unused", "--output", "json",
+        ]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == EXIT_INCONCLUSIVE
+    assert json.loads(captured.out)["status"] == "unfinished"
+    assert "run the same command again to resume" in captured.err
+    assert production(registry).canary == "v2"  # stepped forward, not finished
