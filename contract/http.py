@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # Paths.
 ANSWER_PATH = "/v1/answer"
 FEEDBACK_PATH = "/v1/feedback"
@@ -26,7 +28,7 @@ VERSION_FIELDS = (VERSION_APP_VERSION, VERSION_GIT_SHA, VERSION_TRACK, VERSION_R
 
 # Fields of a `/v1/answer` response the toolkit reads (dotted paths into the JSON body).
 ANSWER_FIELDS = (
-    "request_id",  # feedback names the answer by it
+    "request_id",  # feedback names the answer by it (or by `feedback_token`, below)
     "answer",
     "citations",  # a list; the smoke test wants one for answerable questions
     "prompt.name",
@@ -38,3 +40,11 @@ ANSWER_FIELDS = (
     "quality.refused",
     "usage.estimated_cost_usd",
 )
+
+
+def feedback_reference(answer: dict[str, Any]) -> dict[str, str]:
+    """How a rating names the answer it rates: the signed `feedback_token` when the service
+    issues one (any instance then counts the rating for the variant that answered), else the
+    `request_id` (counted only by the instance that answered)."""
+    token = answer.get("feedback_token")
+    return {"feedback_token": token} if token else {"request_id": answer["request_id"]}

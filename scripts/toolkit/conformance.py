@@ -156,7 +156,7 @@ class Checker:
 
     def feedback(self) -> None:
         """A rating of the first answer is accepted."""
-        body = {"request_id": self.need("answer")["request_id"], "rating": "down"}
+        body = {**http.feedback_reference(self.need("answer")), "rating": "down"}
         response = self.client.post(http.FEEDBACK_PATH, json=body)
         if not response.is_success:
             raise Failed(f"{http.FEEDBACK_PATH} answered HTTP {response.status_code}.")

@@ -23,7 +23,7 @@ from typing import Any
 from locust import between, constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from contract.http import FEEDBACK_PATH
+from contract.http import FEEDBACK_PATH, feedback_reference
 
 QUESTIONS = [
     json.loads(line)["question"]
@@ -73,8 +73,4 @@ class AnswerUser(FastHttpUser):
             quality = body.get("quality", {})
             unhelpful = quality.get("refused") or quality.get("score", 1.0) < 0.5
             rating = "down" if self.random.random() < (0.7 if unhelpful else 0.1) else "up"
-            # The signed token, not the bare id: behind the router the rating may reach an
-            # instance that never saw the answer, and is still counted for the one that did.
-            self.client.post(
-                FEEDBACK_PATH, json={"feedback_token": body["feedback_token"], "rating": rating}
-            )
+            self.client.post(FEEDBACK_PATH, json={**feedback_reference(body), "rating": rating})
