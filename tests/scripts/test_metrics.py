@@ -26,6 +26,7 @@ from scripts.toolkit.metrics import (
     Histogram,
     MetricQuery,
     MetricsUnavailable,
+    Observation,
     PrometheusSource,
     Ratio,
     ScrapeSource,
@@ -507,6 +508,11 @@ def page_of(client: httpx.Client, app: ManagedProcess) -> Metrics:
     return parse_metrics(client.get(f"{app.url}/metrics").text)
 
 
+def _minus(now: Observation, then: Observation) -> Observation:
+    """What was counted between two readings (both of one kind)."""
+    return now.minus(then)  # type: ignore[arg-type]
+
+
 @pytest.mark.integration
 def test_scrape_source_on_a_running_app(start_app: StartApp) -> None:
     app = start_app(track="stable")
@@ -516,8 +522,10 @@ def test_scrape_source_on_a_running_app(start_app: StartApp) -> None:
         warm_up = ask(client, app.url, 3)
         rate(client, app.url, warm_up[0], "down")
         first = source.read(QUERIES, arms)["stable"]
+        # Counted since the process started: what it served before the first reading too.
+        assert first["error_rate"] == Ratio(sum(r.status_code != 200 for r in warm_up), 3)
+        assert first["negative_feedback"] == Ratio(1, 1)
         before = page_of(client, app)
-        assert first["error_rate"] == Ratio(0, 0)
 
         sent = ask(client, app.url, 12, start=100)
         rate(client, app.url, sent[0], "down")
@@ -526,6 +534,7 @@ def test_scrape_source_on_a_running_app(start_app: StartApp) -> None:
         data = source.read(QUERIES, arms)["stable"]
         after = page_of(client, app)
 
+    data = {name: _minus(now, first[name]) for name, now in data.items()}  # since `first`
     failed = sum(r.status_code != 200 for r in sent)
     answered = len(sent) - failed
     assert data["error_rate"] == Ratio(failed, len(sent))
@@ -562,7 +571,9 @@ def test_scrape_source_on_a_running_app(start_app: StartApp) -> None:
             message="the restarted app ready",
         )
         more = ask(client, app.url, 4, start=200)
-    data = source.read(QUERIES, arms)["stable"]
+    data = {
+        name: _minus(now, first[name]) for name, now in source.read(QUERIES, arms)["stable"].items()
+    }
     assert data["error_rate"] == Ratio(
         failed + sum(r.status_code != 200 for r in more), len(sent) + len(more)
     )
@@ -613,10 +624,12 @@ def prometheus_agrees(
     )
 
 
-def warm_up(client: httpx.Client, app: ManagedProcess, *, with_errors: bool) -> httpx.Response:
+def warm_up(
+    client: httpx.Client, app: ManagedProcess, *, with_errors: bool
+) -> list[httpx.Response]:
     """Get every test question answered once (so the answered and refused series exist, even
     where injected faults fail some requests), and one request failed when `with_errors`;
-    returns an answer."""
+    returns the answers."""
     answers, failed = [], 0
     for question in range(len(QUESTIONS)):
         for attempt in range(20):
@@ -629,7 +642,7 @@ def warm_up(client: httpx.Client, app: ManagedProcess, *, with_errors: bool) -> 
             raise AssertionError(f"{app.name}: question {question} failed 20 times")
     for attempt in range(60):
         if failed or not with_errors:
-            return answers[0]
+            return answers
         [response] = ask(client, app.url, 1, start=attempt)
         failed += response.status_code != 200
     raise AssertionError(f"{app.name}: no injected error in 60 requests")
@@ -661,8 +674,8 @@ def test_prometheus_source_agrees_with_scraping(
         # a series that appears inside the window from its first sample, not from zero.
         for track, app in apps.items():
             answered = warm_up(client, app, with_errors=track == "canary")
-            rate(client, app.url, answered, "down")
-            rate(client, app.url, answered, "up")
+            rate(client, app.url, answered[0], "down")  # one rating per answer
+            rate(client, app.url, answered[1], "up")
         poll_until(
             lambda: prometheus_agrees(server, client, apps),
             timeout=30,
@@ -676,7 +689,7 @@ def test_prometheus_source_agrees_with_scraping(
             interval=0.2,
             message="one more scrape",
         )
-        source.read(QUERIES, arms)
+        baseline = source.read(QUERIES, arms)  # the scrape counts from each process's start
         start = time.time()
         # A sample after the window opens and before any request: the window's first sample
         # then holds the baseline, whichever side of `start` it falls.
@@ -702,7 +715,10 @@ def test_prometheus_source_agrees_with_scraping(
             message="Prometheus holding the final counts",
         )
         end = time.time()
-        scraped = source.read(QUERIES, arms)
+        scraped = {
+            track: {name: _minus(now, baseline[track][name]) for name, now in data.items()}
+            for track, data in source.read(QUERIES, arms).items()
+        }
     read = PrometheusSource(url=server.url, start=start, now=end).read(QUERIES, arms)
 
     window = math.ceil(end - start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -136,27 +136,20 @@ def _load(data: dict[str, Any]) -> Observation:
     )
 
 
-# The remembered observations are typed as the union; these narrow both sides to one kind so
-# mypy checks each method call (a Self-typed Protocol would not accept the union as it is).
+def _same_kind(a: Observation, b: Observation, operation: str) -> Any:
+    """`a.<operation>(b)` when both are of one kind (Ratio or Histogram)."""
+    if type(a) is not type(b):
+        raise TypeError("observations of different kinds")
+    return getattr(a, operation)(b)
+
+
 def _minus(a: Observation, b: Observation) -> Observation:
-    if isinstance(a, Ratio) and isinstance(b, Ratio):
-        return a.minus(b)
-    if isinstance(a, Histogram) and isinstance(b, Histogram):
-        return a.minus(b)
-    raise TypeError("observations of different kinds")
+    return cast(Observation, _same_kind(a, b, "minus"))
 
 
 def _plus(a: Observation, b: Observation) -> Observation:
-    if isinstance(a, Ratio) and isinstance(b, Ratio):
-        return a.plus(b)
-    if isinstance(a, Histogram) and isinstance(b, Histogram):
-        return a.plus(b)
-    raise TypeError("observations of different kinds")
+    return cast(Observation, _same_kind(a, b, "plus"))
 
 
 def _is_reset(current: Observation, last: Observation) -> bool:
-    if isinstance(current, Ratio) and isinstance(last, Ratio):
-        return current.is_reset_from(last)
-    if isinstance(current, Histogram) and isinstance(last, Histogram):
-        return current.is_reset_from(last)
-    raise TypeError("observations of different kinds")
+    return bool(_same_kind(current, last, "is_reset_from"))
