@@ -1,8 +1,11 @@
 """Offline quality gate: the golden dataset against a candidate and a baseline, side by side.
 
 Examples:
-  # a prompt version against production, on one service (pinned with the admin token)
-  ROLLOUT_ADMIN_TOKEN=... python -m scripts.evaluate_quality --url http://127.0.0.1:8000 \\
+  # a prompt version against production, on one service (pinned with the admin token; on the
+  # local platform, --url its router: the token comes from its state file)
+  python -m scripts.evaluate_quality --url http://127.0.0.1:8000 --candidate-version v2
+  # another service: its APP_ADMIN_TOKEN, and the result written next to the model version
+  ROLLOUT_ADMIN_TOKEN=... python -m scripts.evaluate_quality --url http://staging:8000 \\
       --candidate-version v2 --write-evaluation auto --registry-dir registry
   # two deployments, e.g. a code canary against stable (whatever each serves)
   python -m scripts.evaluate_quality --candidate-url http://canary:8000 \\
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from scripts.toolkit import cli
 from scripts.toolkit.evaluation.command import quality_gate
-from scripts.toolkit.options import add_policy_option
+from scripts.toolkit.options import add_platform_option, add_policy_option, platform_admin_token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     option(arms, "--prompt", default="rag_answer", help="prompt name")
     option(
         arms, "--admin-token",
-        help="the service's APP_ADMIN_TOKEN, needed to pin versions (prefer the variable)",
+        help="the service's APP_ADMIN_TOKEN, needed to pin versions (prefer the variable; "
+        "default on the local platform: its own)",
     )  # fmt: skip
+    add_platform_option(arms)
     run = parser.add_argument_group("how to run")
     add_policy_option(run, "its `evaluation:` section")
     option(run, "--dataset", help="golden JSONL (default: the policy's)")
@@ -86,7 +91,10 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         baseline_url=args.baseline_url,
         candidate_version=args.candidate_version,
         baseline_version=args.baseline_version,
-        admin_token=args.admin_token,
+        admin_token=args.admin_token
+        or platform_admin_token(
+            args.platform_dir, [args.url, args.candidate_url, args.baseline_url]
+        ),
         dataset=args.dataset,
         limit=args.limit,
         concurrency=args.concurrency,

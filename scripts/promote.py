@@ -5,7 +5,10 @@ Examples:
   python -m scripts.promote --to 50
   python -m scripts.promote --to full                    # canary's version becomes stable
   python -m scripts.promote --switch green               # blue-green: green serves everyone
+  python -m scripts.promote --target prompt --add examples/prompts/rag_answer/v2.yaml
+                                                         # register v2: retired, no traffic
   python -m scripts.promote --target prompt --candidate v2 --to next   # start a prompt canary
+  python -m scripts.promote --target prompt --candidate v1 --to full   # v1 production again
 
 Every call is idempotent: re-running it after an interruption finishes the same change.
 Exit codes: 0 done, 2 usage or configuration error.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from scripts.toolkit import cli, rollout_ops
 from scripts.toolkit.options import add_policy_option, add_target_options, build_target
@@ -32,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     cli.option(
         parser, "--switch", choices=SWITCHABLE, help="blue-green: send all traffic to this track"
     )
-    cli.option(parser, "--candidate", help="prompt rollouts: the version to make canary if none is")
+    cli.option(
+        parser, "--candidate",
+        help="prompt rollouts: the version to make canary if none is (with --to full: to make "
+        "production at once, e.g. to revert a promotion)",
+    )  # fmt: skip
+    cli.option(
+        parser, "--add", type=Path,
+        help="prompt rollouts: register this prompt version file (or model version folder) in "
+        "the registry the rollout targets, retired with no traffic",
+    )  # fmt: skip
     add_policy_option(parser, "its steps")
     add_target_options(parser)
     return parser
@@ -46,6 +59,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         switch=args.switch,
         candidate=args.candidate,
         policy=args.policy,
+        add=args.add,
     )
     return cli.Outcome(
         status=RolloutOutcome.PROMOTED,

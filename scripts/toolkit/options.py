@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from contract.files import REPO_ROOT
 from contract.tracks import Track
@@ -30,6 +32,20 @@ def add_platform_option(parser: Parser) -> None:
         parser, "--platform-dir", type=Path, default=DEFAULT_PLATFORM_DIR,
         default_text=".local/platform", help="the local platform's folder",
     )  # fmt: skip
+
+
+def platform_admin_token(platform_dir: Path, urls: Iterable[str | None]) -> str | None:
+    """The local platform's admin token when every URL is its router or one of its instances
+    (on 127.0.0.1 or localhost), else None: a token is never sent to a service not ours."""
+    from scripts.toolkit.platform.state import StateStore  # noqa: PLC0415  # optional part
+
+    state = StateStore(platform_dir).try_read()
+    named = [urlsplit(u) for u in urls if u]
+    if state is None or not named:
+        return None
+    ports = {state.router_port, *(r.port for r in state.processes.values())}
+    ours = all(u.hostname in ("127.0.0.1", "localhost") and u.port in ports for u in named)
+    return state.admin_token if ours else None
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:

@@ -84,11 +84,22 @@ def _update(path: Path, **fields: Any) -> None:
     atomic_write(path, new_text)
 
 
+ADD_COMMAND = "python -m scripts.promote --target prompt --add"
+
+
 def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
     """Register a new prompt version from a file (its name is the version), as `retired` with no
-    traffic: the step before `start_canary`. Re-adding the same version changes nothing."""
+    traffic: the step before `start_canary`. Re-adding the same file changes nothing; another
+    file under a registered version's name is refused (a version never changes once added)."""
+    if not source.is_file():
+        raise ToolkitError(f"{source} is not a file; name a prompt version's YAML file.")
     target = _path(registry_dir, prompt, source.stem)
     if target.exists():
+        if _content(target) != _content(source):
+            raise ToolkitError(
+                f"{prompt} {source.stem} is already registered with other content ({target}); "
+                "give the new file a new version name."
+            )
         return target
     if rollout_state(registry_dir, prompt).production == source.stem:
         raise ToolkitError(f"{prompt} {source.stem} is already in production.")
@@ -97,6 +108,36 @@ def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
         atomic_write(target, source.read_text(encoding="utf-8"))
         _update(target, status="retired", traffic_percentage=0.0)
     _verified(registry_dir, prompt)
+    return target
+
+
+def _content(path: Path) -> Any:
+    """A prompt file without its rollout fields, which the toolkit itself changes."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {k: v for k, v in data.items() if k not in ("status", "traffic_percentage")}
+
+
+def add_model_version(registry_dir: Path, source: Path) -> Path:
+    """Register a model version from its folder `<model>/<version>/` (holding `config.yaml`,
+    and `evaluation.json` when evaluated). It serves nobody until a prompt version names it.
+    Re-adding the same folder changes nothing; other content under its name is refused."""
+    folder = source.parent if source.name == "config.yaml" else source
+    if not (folder / "config.yaml").is_file():
+        raise ToolkitError(f"{folder} holds no config.yaml; name a model version's folder.")
+    target = registry_dir / "models" / folder.parent.name / folder.name
+    files = [f for f in ("config.yaml", "evaluation.json") if (folder / f).is_file()]
+    if (target / "config.yaml").is_file():
+        if any((target / f).read_bytes() != (folder / f).read_bytes() for f in files):
+            raise ToolkitError(
+                f"model {folder.parent.name}@{folder.name} is already registered with other "
+                f"content ({target}); give the new version a new name."
+            )
+        return target
+    with writing(registry_dir):
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            atomic_write(target / name, (folder / name).read_text(encoding="utf-8"))
+    _load(registry_dir)
     return target
 
 
@@ -111,7 +152,10 @@ def start_canary(registry_dir: Path, prompt: str, version: str, percentage: floa
         )
     path = _path(registry_dir, prompt, version)
     if not path.is_file():
-        raise ToolkitError(f"{path} does not exist; add the version's file first.")
+        raise ToolkitError(
+            f"{prompt} {version} is not registered in {registry_dir}; register its file with "
+            f"`{ADD_COMMAND} <file>` (e.g. examples/prompts/{prompt}/{version}.yaml)."
+        )
     with writing(registry_dir):
         _update(path, status="canary", traffic_percentage=float(percentage))
     return _verified(registry_dir, prompt)
@@ -154,6 +198,30 @@ def rollback(registry_dir: Path, prompt: str) -> PromptRollout:
         _update(
             _path(registry_dir, prompt, current.canary), status="retired", traffic_percentage=0.0
         )
+    return _verified(registry_dir, prompt)
+
+
+def make_production(registry_dir: Path, prompt: str, version: str) -> PromptRollout:
+    """Make a registered `version` production at once, in one change (the others retired):
+    how a promoted version is reverted to the one before it. Refused while a canary runs."""
+    current = rollout_state(registry_dir, prompt)
+    if current.production == version:
+        return current
+    if current.canary is not None:
+        raise ToolkitError(f"{prompt} has canary {current.canary}; promote or roll it back first.")
+    path = _path(registry_dir, prompt, version)
+    if not path.is_file():
+        raise ToolkitError(
+            f"{prompt} {version} is not registered in {registry_dir}; register its file with "
+            f"`{ADD_COMMAND} <file>`."
+        )
+    with writing(registry_dir):
+        _update(
+            _path(registry_dir, prompt, current.production),
+            status="retired",
+            traffic_percentage=0.0,
+        )
+        _update(path, status="production", traffic_percentage=0.0)
     return _verified(registry_dir, prompt)
 
 

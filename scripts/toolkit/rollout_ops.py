@@ -42,24 +42,51 @@ def _code(target: RolloutTarget) -> CodeTarget:
 
 
 def promote(
-    target: RolloutTarget, *, to: str, switch: str | None, candidate: str | None, policy: Path
+    target: RolloutTarget,
+    *,
+    to: str,
+    switch: str | None,
+    candidate: str | None,
+    policy: Path,
+    add: Path | None = None,
 ) -> Moved:
-    """Blue-green `switch`, or start `candidate` as the prompt canary, or move the canary `to`
-    the policy's next step, a share, or `full` (the canary's version becomes stable)."""
+    """Blue-green `switch`; or register the version file `add` (then stop, unless a
+    `candidate` is named); or start `candidate` as the prompt canary (`--to full`: make it
+    production at once, e.g. back to the version before the last promotion); or move the canary
+    `to` the policy's next step, a share, or `full` (the canary's version becomes stable)."""
     if switch:
         _code(target).backend.switch(switch)
         return _left(target, f"switched to {switch}")
+    done = ""
+    if add is not None:
+        done = f"registered {_register(target, add)} (retired, no traffic)"
+        if candidate is None:
+            return _left(target, done)
+        done += "; "
     if isinstance(target, PromptTarget) and candidate and target.identity().candidate is None:
+        if to == "full":
+            registry_ops.make_production(target.registry_dir, target.prompt, candidate)
+            return _left(target, f"{done}{candidate} made production")
         share = _share(to, policy, 0.0)
         registry_ops.start_canary(target.registry_dir, target.prompt, candidate, share)
-        if to != "full":
-            return _left(target, f"{candidate} started as canary")
+        return _left(target, f"{done}{candidate} started as canary")
     if to == "full":
         target.finish()
         return _left(target, "promoted")
     before = target.canary_percent()
     target.set_percent(_share(to, policy, before))
     return _left(target, f"canary moved from {before:g}%")
+
+
+def _register(target: RolloutTarget, source: Path) -> str:
+    """Register a prompt version file, or a model version folder, in the target's registry."""
+    if not isinstance(target, PromptTarget):
+        raise ToolkitError("--add registers prompt and model versions: add --target prompt.")
+    if source.is_dir() or source.name == "config.yaml":
+        folder = registry_ops.add_model_version(target.registry_dir, source)
+        return f"model {folder.parent.name}@{folder.name} in {target.registry_dir}"
+    path = registry_ops.add_version(target.registry_dir, target.prompt, source)
+    return f"{target.prompt} {path.stem} in {target.registry_dir}"
 
 
 def _share(to: str, policy: Path, current: float) -> float:

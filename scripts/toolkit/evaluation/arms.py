@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.registry_ops import ADD_COMMAND
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,15 @@ def resolve_arms(
             known = ", ".join(sorted(info.versions))
             raise ToolkitError(
                 f"the service at {info.url} has no version '{version}' of prompt '{prompt}' "
-                f"(it has: {known}); add registry/prompts/{prompt}/{version}.yaml first."
+                f"(it has: {known}); register it in the registry that service reads: "
+                f"`{ADD_COMMAND} examples/prompts/{prompt}/{version}.yaml` (the local "
+                "platform's copy; --registry-dir for another)."
             )
     if (candidate_version or baseline_version) and not admin_token:
         raise ToolkitError(
-            "pinning prompt versions needs the service's admin token: "
-            "set ROLLOUT_ADMIN_TOKEN (or --admin-token)."
+            "pinning prompt versions needs the service's admin token: set ROLLOUT_ADMIN_TOKEN "
+            "(or --admin-token); on the local platform it is read from its state file when "
+            "--url is its router or one of its instances (--platform-dir)."
         )
     candidate = ArmService("candidate", cand_url, candidate_version)
     baseline = ArmService("baseline", base_url, baseline_version)
