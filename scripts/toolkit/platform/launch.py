@@ -122,29 +122,32 @@ def clean_environment() -> dict[str, str]:
 
 def _start(
     state: PlatformState,
-    *,
-    name: str,
     kind: str,
     args: list[str],
+    *,
     port: int,
-    env: dict[str, str],
-    cwd: Path,
+    env: dict[str, str] | None = None,
     spec: AppSpec | None = None,
 ) -> Started:
-    prefix = f"app-{name}" if kind == "app" else name
-    log = Path(state.state_dir) / "logs" / f"{prefix}-{port}.log"
+    name = spec.track if spec else kind
+    log = Path(state.state_dir) / "logs" / f"{'app-' if spec else ''}{name}-{port}.log"
+    cwd = Path(spec.cwd if spec else state.repo)
+    env = env or clean_environment()
     process = ManagedProcess(name=name, args=args, port=port, env=env, log_path=log, cwd=cwd)
-    process.start()
+    return _started(process.start(), kind, cwd, spec)
+
+
+def _started(process: ManagedProcess, kind: str, cwd: Path, spec: AppSpec | None = None) -> Started:
     pid = int(process.pid or 0)
     record = ProcessRecord(
-        name=name,
+        name=process.name,
         kind=kind,
         pid=pid,
         identity=process_identity(pid) or "",
-        port=port,
-        args=args,
+        port=process.port,
+        args=process.args,
         cwd=str(cwd),
-        log=str(log),
+        log=str(process.log_path),
     )
     if spec is not None:
         record.track, record.version, record.git_sha = spec.track, spec.version, spec.git_sha
@@ -155,15 +158,8 @@ def _start(
 def start_model_server(state: PlatformState, *, port: int | None = None) -> Started:
     """The embedded OpenAI-compatible model server."""
     port = reuse_port(port)
-    return _start(
-        state,
-        name="model-server",
-        kind="model-server",
-        args=[sys.executable, "-m", "app.model_server", "--port", str(port)],
-        port=port,
-        env=clean_environment(),
-        cwd=Path(state.repo),
-    )
+    args = [sys.executable, "-m", "app.model_server", "--port", str(port)]
+    return _start(state, "model-server", args, port=port)
 
 
 def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -> Started:
@@ -194,43 +190,21 @@ def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -
         # A worktree's own `app` package, not the one installed from the main checkout.
         "PYTHONPATH": os.pathsep.join(filter(None, [spec.cwd, os.environ.get("PYTHONPATH")])),
     }
-    return _start(
-        state,
-        name=spec.track,
-        kind="app",
-        args=list(state.service_command or DEFAULT_SERVICE_COMMAND),
-        port=port,
-        env=env,
-        cwd=Path(spec.cwd),
-        spec=spec,
-    )
+    args = list(state.service_command or DEFAULT_SERVICE_COMMAND)
+    return _start(state, "app", args, port=port, env=env, spec=spec)
 
 
 def start_router(state: PlatformState) -> Started:
     """The router on the platform's fixed port; it reads its table from the state file."""
-    if not port_free(state.router_port):
+    port = state.router_port
+    if not port_free(port):
         raise ToolkitError(
-            f"port {state.router_port} is taken by another program; stop it or choose "
-            "another with `up --port` (after `down`)."
+            f"port {port} is taken by another program; stop it or choose another with "
+            "`up --port` (after `down`)."
         )
-    args = [
-        sys.executable,
-        "-m",
-        "scripts.toolkit.platform.router",
-        "--platform-dir",
-        state.state_dir,
-        "--port",
-        str(state.router_port),
-    ]
-    return _start(
-        state,
-        name="router",
-        kind="router",
-        args=args,
-        port=state.router_port,
-        env=clean_environment(),
-        cwd=Path(state.repo),
-    )
+    module = "scripts.toolkit.platform.router"
+    args = [sys.executable, "-m", module, "--platform-dir", state.state_dir, "--port", str(port)]
+    return _start(state, "router", args, port=port)
 
 
 def start_prometheus(state: PlatformState, *, port: int | None = None) -> Started:
@@ -241,18 +215,7 @@ def start_prometheus(state: PlatformState, *, port: int | None = None) -> Starte
     process = prometheus_server.start_prometheus(
         port=port, workdir=workdir, targets_file=workdir / "targets.json"
     )
-    pid = int(process.pid or 0)
-    record = ProcessRecord(
-        name="prometheus",
-        kind="prometheus",
-        pid=pid,
-        identity=process_identity(pid) or "",
-        port=port,
-        args=process.args,
-        cwd=str(workdir),
-        log=str(process.log_path),
-    )
-    return Started(process, record)
+    return _started(process, "prometheus", workdir)
 
 
 def write_targets(state: PlatformState) -> None:

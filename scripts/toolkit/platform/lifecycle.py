@@ -6,7 +6,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,8 @@ def up(
             for item in reversed(started):
                 item.stop()
             if fresh:
-                _erase(store)
+                shutil.rmtree(store.dir / "registry", ignore_errors=True)
+                store.remove()
             else:  # back to the records it found, so a retry restarts the same specs
                 with store.edit() as state:
                     for item in started:
@@ -123,17 +124,13 @@ def _create(
     )
 
 
-def _erase(store: StateStore) -> None:
-    shutil.rmtree(store.dir / "registry", ignore_errors=True)
-    store.remove()
-
-
 def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> UpResult:
     result = UpResult(state=store.read())
 
     def launch_recorded(item: Started) -> Started:
         started.append(item)
-        operations.save_process(store, item.record)
+        with store.edit() as editing:
+            editing.processes[item.record.name] = item.record
         result.started.append(item.record.name)
         return item
 
@@ -236,7 +233,7 @@ class DownResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"stopped": self.stopped, "removed": self.removed, "was_up": self.was_up}
+        return asdict(self)
 
 
 def down(state_dir: Path) -> DownResult:

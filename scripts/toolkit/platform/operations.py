@@ -40,12 +40,6 @@ def same(a: ProcessRecord, b: ProcessRecord) -> bool:
     return a.pid == b.pid and a.identity == b.identity
 
 
-def save_process(store: StateStore, record: ProcessRecord) -> None:
-    """Record `record` as the serving process of its name."""
-    with store.edit() as state:
-        state.processes[record.name] = record
-
-
 def forget(store: StateStore, record: ProcessRecord) -> None:
     """Drop `record` wherever the state lists it."""
     with store.edit() as state:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from contract.files import atomic_write
 from scripts.toolkit.cli import ToolkitError
@@ -112,12 +112,13 @@ class PlatformState:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        data = asdict(self)
-        data["processes"] = {n: r.to_dict() for n, r in self.processes.items()}
-        data["retiring"] = [r.to_dict() for r in self.retiring]
-        data["router_url"] = self.router_url
-        data["prometheus_url"] = self.prometheus_url
-        return data
+        return {
+            **asdict(self),
+            "processes": {n: r.to_dict() for n, r in self.processes.items()},
+            "retiring": [r.to_dict() for r in self.retiring],
+            "router_url": self.router_url,
+            "prometheus_url": self.prometheus_url,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlatformState:
@@ -129,12 +130,6 @@ class PlatformState:
         }
         values["retiring"] = [ProcessRecord.from_dict(r) for r in data.get("retiring", [])]
         return cls(**values)
-
-    def public(self) -> dict[str, Any]:
-        """The JSON form without the admin token, for output."""
-        data = self.to_dict()
-        data.pop("admin_token")
-        return data
 
 
 class StateStore:
@@ -205,27 +200,23 @@ class StateStore:
     @contextlib.contextmanager
     def _locked(self, path: Path, *, timeout: float) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        deadline = time.monotonic() + timeout
         with path.open("a") as handle:
-            _acquire(handle, path, timeout)
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise ToolkitError(
+                            f"another local platform operation holds {path} for over "
+                            f"{timeout:.0f} s; wait for it to finish and try again."
+                        ) from None
+                    time.sleep(0.05)
             try:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _acquire(handle: IO[str], path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise ToolkitError(
-                    f"another local platform operation holds {path} for over {timeout:.0f} s; "
-                    "wait for it to finish and try again."
-                ) from None
-            time.sleep(0.05)
 
 
 def track_urls(state_dir: Path) -> dict[str, list[str]]:
