@@ -14,21 +14,18 @@ With neither LOAD_WAIT nor LOAD_RATE, users send back-to-back requests (capacity
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 from locust import between, constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from contract.files import REPO_ROOT
 from contract.http import FEEDBACK_PATH, feedback_reference
+from scripts.toolkit.evaluation.dataset import DEFAULT_DATASET, load_dataset
 
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (Path(__file__).resolve().parents[2] / "eval" / "golden.jsonl").open()
-]
+QUESTIONS = [case.question for case in load_dataset(REPO_ROOT / DEFAULT_DATASET).cases]
 _WAIT = float(os.environ.get("LOAD_WAIT", "0") or 0)
 _RATE = float(os.environ.get("LOAD_RATE", "0") or 0)
 _FEEDBACK = float(os.environ.get("LOAD_FEEDBACK", "0") or 0)

@@ -1,16 +1,21 @@
-"""The quality gate as a command: evaluate, gate, render, and write the registry record."""
+"""The quality gate as a command: ask both arms every case, score, gate, render, record."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from scripts.toolkit.cli import Outcome, ToolkitError
-from scripts.toolkit.evaluation.arms import resolve_arms
+from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo, resolve_arms
+from scripts.toolkit.evaluation.asking import collect_answers
 from scripts.toolkit.evaluation.dataset import load_dataset
-from scripts.toolkit.evaluation.gate import check_policy
+from scripts.toolkit.evaluation.gate import check_policy, compare_scores, gate_status
 from scripts.toolkit.evaluation.record import evaluation_path, evaluation_record, write_evaluation
 from scripts.toolkit.evaluation.render import render_markdown, render_text
-from scripts.toolkit.evaluation.run import evaluate
+from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
+from scripts.toolkit.evaluation.scoring import Answer, CaseResult, score_case
 from scripts.toolkit.policy import load_policy
 
 
@@ -32,12 +37,14 @@ def quality_gate(
     write_to: str | None,
     registry_dir: Path,
 ) -> Outcome:
-    """Evaluate, gate, render, and write the registry record when `write_to` is set."""
+    """Run every case on both arms, judge the candidate against the baseline, render, and write
+    the registry record when `write_to` is set."""
     policy = load_policy(policy_path)
-    if policy.evaluation is None:
+    rules = policy.evaluation
+    if rules is None:
         raise ToolkitError(f"{policy_path} has no `evaluation:` section to gate on.")
-    check_policy(policy.evaluation)
-    cases = load_dataset(dataset or policy.evaluation.dataset, limit=limit)
+    check_policy(rules)
+    cases = load_dataset(dataset or rules.dataset, limit=limit)
     candidate, baseline, cand_info, base_info = resolve_arms(
         prompt=prompt,
         url=url,
@@ -48,18 +55,40 @@ def quality_gate(
         admin_token=admin_token,
         timeout=min(timeout, 10.0),
     )
-    result = evaluate(
-        policy=policy.evaluation,
-        dataset=cases,
+    started = time.perf_counter()
+    answers = asyncio.run(
+        collect_answers(
+            cases.cases,
+            candidate,
+            baseline,
+            prompt=prompt,
+            admin_token=admin_token,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+        )
+    )
+    results = [
+        CaseResult(case, score_case(case, c), score_case(case, b), c.error, b.error)
+        for case, (c, b) in zip(cases.cases, answers, strict=True)
+    ]
+    scores = compare_scores(results, rules.metrics, rules.alpha)
+    status, failures = gate_status(scores)
+    result = Evaluation(
         prompt=prompt,
-        candidate=candidate,
-        baseline=baseline,
-        candidate_info=cand_info,
-        baseline_info=base_info,
-        admin_token=admin_token,
-        concurrency=concurrency,
-        timeout=timeout,
-        retries=retries,
+        dataset=cases,
+        alpha=rules.alpha,
+        candidate=_arm(candidate, cand_info, (c for c, _ in answers)),
+        baseline=_arm(baseline, base_info, (b for _, b in answers)),
+        cases=results,
+        scores=scores,
+        categories={
+            name: compare_scores([r for r in results if r.case.category == name], {}, rules.alpha)
+            for name in sorted({r.case.category for r in results})
+        },
+        status=status,
+        failures=failures,
+        seconds=time.perf_counter() - started,
     )
     data = result.to_dict()
     written = None
@@ -75,4 +104,18 @@ def quality_gate(
         errors=result.failures if result.status != "pass" else [],
         text=render_text(result, written),
         markdown=render_markdown(result, written),
+    )
+
+
+def _arm(arm: ArmService, info: ServiceInfo, answers: Iterable[Answer]) -> ArmSummary:
+    answers = list(answers)
+    return ArmSummary(
+        role=arm.role,
+        url=arm.url,
+        pinned=arm.version,
+        app_version=info.app_version,
+        git_sha=info.git_sha,
+        served_versions=sorted({a.prompt_version for a in answers if a.prompt_version}),
+        models=sorted({a.model for a in answers if a.model}),
+        errors=sum(a.error is not None for a in answers),
     )

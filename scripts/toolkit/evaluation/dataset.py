@@ -49,18 +49,13 @@ class Dataset:
         }
 
 
-def resolve_dataset(path: str | Path) -> Path:
-    """A relative dataset path is read from the current folder, else from the repository."""
-    given = Path(path)
-    if given.is_absolute() or given.exists():
-        return given
-    return REPO_ROOT / given
-
-
 def load_dataset(path: str | Path = DEFAULT_DATASET, *, limit: int | None = None) -> Dataset:
     """Read and validate the JSONL file; `limit` keeps its first cases (quick runs). The one
-    reader of the golden set: the evaluation, the smoke test and the load test all use it."""
-    file = resolve_dataset(path)
+    reader of the golden set: the evaluation, the smoke test and the load test all use it. A
+    relative path is read from the current folder, else from the repository."""
+    file = Path(path)
+    if not (file.is_absolute() or file.exists()):
+        file = REPO_ROOT / file
     try:
         raw = file.read_bytes()
     except OSError as exc:

@@ -1,17 +1,9 @@
-"""Scores of one answer against its golden case, and of both arms on one case.
+"""Scores of one answer against its golden case (`SCORES` says what each one measures).
 
-Scores per case (`None` where a score does not apply):
-
-- correctness: token F1 of the answer (its `[n]` markers removed) against `reference_answer`;
-  for an unanswerable case, 1 when the service refused and 0 otherwise;
-- required_facts: share of `required_facts` found in the answer, case-insensitively (answerable);
-- groundedness: the service's own `quality.groundedness` of the answer (answerable);
-- refusal_correctness: 1 when the service refused exactly when the case is unanswerable;
-- latency_seconds: client-measured time of the request that succeeded;
-- cost_per_answer: `usage.estimated_cost_usd`.
-
-A request that fails (HTTP 5xx, timeout, malformed body) counts as the worst answer: 0 on every
-quality score and no latency or cost, so a candidate that fails more often fails the gate.
+`None` marks a score that does not apply to a case (the facts and the groundedness of an
+unanswerable one). A request that fails (HTTP 5xx, timeout, malformed body) counts as the worst
+answer: 0 on every quality score and no latency or cost, so a candidate that fails more often
+fails the gate.
 """
 
 from __future__ import annotations
@@ -35,11 +27,6 @@ _CITATION = re.compile(r"\[\d{1,3}\]")
 # Words and numbers; a number keeps its decimal or thousands part (99.9, 10,000) whole.
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
 _ARTICLES = frozenset({"a", "an", "the"})
-
-
-def strip_citations(text: str) -> str:
-    """The answer without its `[n]` citation markers."""
-    return _CITATION.sub(" ", text)
 
 
 def answer_tokens(text: str) -> list[str]:
@@ -107,7 +94,7 @@ def score_case(case: GoldenCase, answer: Answer) -> dict[str, float | None]:
         elif not case.required_facts:
             worst["required_facts"] = None
         return worst
-    text = strip_citations(answer.text)
+    text = _CITATION.sub(" ", answer.text)  # the answer without its `[n]` markers
     if case.answerable:
         correctness = token_f1(text, case.reference_answer)
     else:
