@@ -18,12 +18,12 @@ from scripts.toolkit import cli
 from scripts.toolkit.conformance import check_service
 from scripts.toolkit.options import add_policy_option
 from scripts.toolkit.policy import load_policy
+from scripts.toolkit.report import table
 
 CONTRACT = "docs/service-contract.md"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of check_service; each falls back to a ROLLOUT_* variable."""
     parser = cli.base_parser("python -m scripts.check_service", __doc__.split("\n\n")[0])
     cli.option(parser, "--url", type=cli.http_url, help="service base URL")
     cli.option(parser, "--admin-token", help="admin token, to check pinning (without: skipped)")
@@ -35,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Check every item and report."""
     if not args.url:
         raise cli.ToolkitError("name the service with --url (or ROLLOUT_URL).")
     policy = load_policy(args.policy)
@@ -48,27 +47,18 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     summary = f"{args.url}: {status} ({counts['pass']} passed, {counts['fail']} failed, "
     summary += f"{counts['skip']} skipped; items: {CONTRACT})"
     lines = [f"{i.result.upper():<4} {i.id}" + (f": {i.reason}" if i.reason else "") for i in items]
-    rows = [f"| `{i.id}` | {i.result} | {i.reason} |" for i in items]
+    rows = table(["item", "result", "reason"], ([f"`{i.id}`", i.result, i.reason] for i in items))
     return cli.Outcome(
         status=status,
         exit_code=cli.EXIT_FAILED if failed else cli.EXIT_OK,
         data={"url": args.url, "counts": counts, "items": [i.to_dict() for i in items]},
         errors=[f"{i.id}: {i.reason}" for i in failed],
         text="\n".join([*lines, summary]),
-        markdown="\n".join(
-            [
-                f"### Service contract: {summary}",
-                "",
-                "| item | result | reason |",
-                "|---|---|---|",
-                *rows,
-            ]
-        ),
+        markdown="\n".join([f"### Service contract: {summary}", "", *rows]),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

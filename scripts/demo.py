@@ -12,8 +12,6 @@ locust (users asking golden-set questions and rating some answers), runs each ro
 The policy is `rollout/policy.yaml` with a faster clock for a demo (steps 20/50/100, a 2 s
 interval, 6 s minimum per step) and 150 samples per step instead of 200: the margins, limits
 and statistics are the production ones.
-
-Usage: python -m scripts.demo [--keep] [--users 40] [--rate 4]
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from scripts.toolkit.monitor import CheckResult, Monitor
 from scripts.toolkit.platform import lifecycle, tracks
 from scripts.toolkit.platform.state import StateStore, track_urls
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
-from scripts.toolkit.processes import ManagedProcess, python_module
+from scripts.toolkit.processes import python_module
 from scripts.toolkit.report import decision_record, one_line
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutOutcome, RolloutTarget
 from scripts.toolkit.traffic.local import LocalBackend
@@ -64,12 +62,10 @@ class Rollout:
 
     @property
     def ok(self) -> bool:
-        """Whether it ended as the demo expects."""
         return self.final == self.expected
 
 
 def say(message: str) -> None:
-    """A progress line on stderr."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -77,16 +73,6 @@ def bar(percent: float, width: int = 20) -> str:
     """A text bar of the canary's share."""
     filled = round(width * percent / 100)
     return "█" * filled + "·" * (width - filled)
-
-
-def start_load(router: str, *, users: int, rate: float, logs: Path) -> ManagedProcess:
-    """Steady load from locust, bounded to 15 minutes."""
-    load = python_module(
-        "load", "locust", port=0, log_dir=logs, cwd=REPO_ROOT,
-        args=locust_args(router, users=users, seconds=900, extra=("--stop-timeout", "5")),
-        env={"LOAD_RATE": str(rate), "LOAD_FEEDBACK": "0.3", "LOAD_SEED": "7"},
-    )  # fmt: skip
-    return load.start()
 
 
 def run_rollout(
@@ -152,7 +138,11 @@ def demo(args: argparse.Namespace) -> list[Rollout]:
     lifecycle.up(state_dir, port=args.port, prometheus_mode="auto")
     router = StateStore(state_dir).read().router_url
     say(f"   router {router}; stable {track_urls(state_dir).get('stable')}")
-    load = start_load(router, users=args.users, rate=args.rate, logs=state_dir / "logs")
+    load = python_module(  # steady load, bounded to 15 minutes
+        "load", "locust", port=0, log_dir=state_dir / "logs", cwd=REPO_ROOT,
+        args=locust_args(router, users=args.users, seconds=900, extra=("--stop-timeout", "5")),
+        env={"LOAD_RATE": str(args.rate), "LOAD_FEEDBACK": "0.3", "LOAD_SEED": "7"},
+    ).start()  # fmt: skip
     say(f"   load: {args.users} users x {args.rate:g} answers/s, 30% rated (locust)")
     rollouts: list[Rollout] = []
     try:
@@ -218,7 +208,6 @@ def report(rollouts: list[Rollout], path: Path) -> str:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Run the demo and render its report."""
     started = time.monotonic()
     rollouts = demo(args)
     text = report(rollouts, args.platform_dir.parent / "demo-report.md")
@@ -249,7 +238,6 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of the demo."""
     parser = cli.base_parser("python -m scripts.demo", __doc__.split("\n\n")[0])
     option = cli.option
     option(
@@ -265,7 +253,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

@@ -34,7 +34,6 @@ def _percentage(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of experiment_report."""
     parser = cli.base_parser("python -m scripts.experiment_report", __doc__.split("\n\n")[0])
     option = cli.option
     which = parser.add_argument_group("the experiment")
@@ -80,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """The options, mapped to one library call."""
     return experiment_report(
         policy_path=args.policy,
         prompt=args.prompt,
@@ -100,7 +98,6 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

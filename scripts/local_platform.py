@@ -15,6 +15,7 @@ from contract.tracks import TRACKS
 from scripts.toolkit import cli
 from scripts.toolkit.options import add_platform_option
 from scripts.toolkit.platform import lifecycle, tracks
+from scripts.toolkit.report import markdown, table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def execute(args: argparse.Namespace) -> cli.Outcome:
-    """Run the chosen command."""
     timeout: float = args.timeout
     state_dir: Path = args.platform_dir
     if args.command == "up":
@@ -87,8 +87,7 @@ def execute(args: argparse.Namespace) -> cli.Outcome:
         lines = [
             f"platform up: router {data['router_url']}",
             f"started: {', '.join(result.started) or 'nothing (already up)'}",
-            f"metric source: {data['metric_source']}"
-            + (f" ({data['prometheus_url']})" if data["prometheus_url"] else ""),
+            _source(data),
             *(f"warning: {w}" for w in result.warnings),
         ]
         return _outcome("up", data, lines)
@@ -101,33 +100,19 @@ def execute(args: argparse.Namespace) -> cli.Outcome:
         )
         return _outcome("down", down.to_dict(), [text])
     if args.command == "status":
-        report = lifecycle.status(state_dir)
-        code = cli.EXIT_OK if report["status"] == "up" else cli.EXIT_FAILED
-        outcome = _outcome(report["status"], report, _status_lines(report), exit_code=code)
-        outcome.markdown = _status_markdown(report)
-        return outcome
+        return _status(lifecycle.status(state_dir))
+    if not args.track:
+        raise cli.ToolkitError(f"{args.command} needs --track (or ROLLOUT_TRACK).")
     if args.command == "deploy":
-        if not args.track:
-            raise cli.ToolkitError("deploy needs --track (or ROLLOUT_TRACK).")
-        record = tracks.deploy(
-            state_dir,
-            track=args.track,
-            ref=args.ref,
-            env=tracks.parse_env(args.env),
-            timeout=timeout,
-        )
+        env = tracks.parse_env(args.env)
+        record = tracks.deploy(state_dir, track=args.track, ref=args.ref, env=env, timeout=timeout)
         traffic = tracks.traffic(state_dir)
-        data = {"deployed": record.to_dict(), "traffic": traffic.to_dict()}
+        weight = traffic.weights.get(str(record.track), 0)
         return _outcome(
             "deployed",
-            data,
-            [
-                f"{record.track} now runs {record.version} at {record.url} "
-                f"(weight {traffic.weights.get(str(record.track), 0):g}%)"
-            ],
+            {"deployed": record.to_dict(), "traffic": traffic.to_dict()},
+            [f"{record.track} now runs {record.version} at {record.url} (weight {weight:g}%)"],
         )
-    if not args.track:
-        raise cli.ToolkitError("undeploy needs --track (or ROLLOUT_TRACK).")
     traffic = tracks.undeploy(state_dir, track=args.track)
     return _outcome(
         "undeployed",
@@ -140,54 +125,58 @@ def _weights(weights: Mapping[str, float]) -> str:
     return ", ".join(f"{t} {w:g}%" for t, w in weights.items()) or "none"
 
 
-def _status_lines(report: dict[str, Any]) -> list[str]:
-    if report["status"] == "down":
-        return [f"platform down (no state in {report['state_dir']})"]
+def _source(data: Mapping[str, Any]) -> str:
+    url = data["prometheus_url"]
+    return f"metric source: {data['metric_source']}" + (f" ({url})" if url else "")
+
+
+def _status(report: dict[str, Any]) -> cli.Outcome:
+    status = report["status"]
+    code = cli.EXIT_OK if status == "up" else cli.EXIT_FAILED
+    if status == "down":
+        lines = [f"platform down (no state in {report['state_dir']})"]
+        return _outcome(status, report, lines, exit_code=code, record="### Local platform: down")
+    weights = _weights(report["routes"].get("weights", {}))
     lines = [
-        f"platform {report['status']}: router {report['router_url']}",
-        f"weights ({report['routes_source']}): {_weights(report['routes'].get('weights', {}))}",
-        f"metric source: {report['metric_source']}"
-        + (f" ({report['prometheus_url']})" if report["prometheus_url"] else ""),
+        f"platform {status}: router {report['router_url']}",
+        f"weights ({report['routes_source']}): {weights}",
+        _source(report),
     ]
+    rows = []
     for name, p in report["processes"].items():
-        version = f" {p['version']}" if p.get("version") else ""
-        lines.append(f"  {name:<13} pid {p['pid']:<8} {p['url']:<24} {p['health']}{version}")
-    return lines
-
-
-def _status_markdown(report: dict[str, Any]) -> str:
-    if report["status"] == "down":
-        return "### Local platform: down"
-    rows = [
-        f"| {name} | {p['pid']} | {p['url']} | {p.get('version') or ''} | {p['health']} |"
-        for name, p in report["processes"].items()
+        version = p.get("version") or ""
+        shown = f" {version}" if version else ""
+        lines.append(f"  {name:<13} pid {p['pid']:<8} {p['url']:<24} {p['health']}{shown}")
+        rows.append([name, str(p["pid"]), p["url"], version, p["health"]])
+    record = [
+        f"### Local platform: {status}",
+        "",
+        f"Router {report['router_url']}, weights {weights}, metric source "
+        f"`{report['metric_source']}`.",
+        "",
+        *table(["process", "pid", "url", "version", "health"], rows),
     ]
-    return "\n".join(
-        [
-            f"### Local platform: {report['status']}",
-            "",
-            f"Router {report['router_url']}, weights "
-            f"{_weights(report['routes'].get('weights', {}))}, metric source "
-            f"`{report['metric_source']}`.",
-            "",
-            "| process | pid | url | version | health |",
-            "|---|---|---|---|---|",
-            *rows,
-        ]
-    )
+    return _outcome(status, report, lines, exit_code=code, record="\n".join(record))
 
 
 def _outcome(
-    status: str, data: dict[str, Any], lines: list[str], *, exit_code: int = cli.EXIT_OK
+    status: str,
+    data: dict[str, Any],
+    lines: list[str],
+    *,
+    exit_code: int = cli.EXIT_OK,
+    record: str | None = None,
 ) -> cli.Outcome:
-    markdown = "### Local platform: " + status + "\n\n" + "\n".join(f"- {line}" for line in lines)
     return cli.Outcome(
-        status=status, exit_code=exit_code, data=data, text="\n".join(lines), markdown=markdown
+        status=status,
+        exit_code=exit_code,
+        data=data,
+        text="\n".join(lines),
+        markdown=record or markdown(f"Local platform: {status}", lines),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run one command, render its outcome."""
     return cli.run(build_parser, execute, argv)
 
 

@@ -35,7 +35,6 @@ EXIT_BY_DECISION = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of monitor_canary."""
     parser = cli.base_parser("python -m scripts.monitor_canary", __doc__.split("\n\n")[0])
     option = cli.option
     add_policy_option(parser, "steps, timing and metrics")
@@ -68,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Run the analysis and render its outcome."""
     policy = load_policy(
         args.policy, interval_seconds=args.interval, min_step_seconds=args.min_step_seconds
     )
@@ -128,7 +126,6 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

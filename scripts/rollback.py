@@ -25,7 +25,6 @@ from scripts.toolkit.targets import RolloutOutcome
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of rollback."""
     parser = cli.base_parser("python -m scripts.rollback", __doc__.split("\n\n")[0])
     cli.option(
         parser, "--switch", choices=SWITCHABLE,
@@ -37,7 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Roll back and report the state it leaves."""
     moved = rollout_ops.rollback(build_target(args), switch=args.switch)
     return cli.Outcome(
         status=RolloutOutcome.ROLLED_BACK,
@@ -50,7 +48,6 @@ def command(args: argparse.Namespace) -> cli.Outcome:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 
 from scripts.toolkit import cli
 from scripts.toolkit.evaluation.dataset import DEFAULT_DATASET
+from scripts.toolkit.report import table
 from scripts.toolkit.smoke import smoke_test
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options of smoke_test."""
     parser = cli.base_parser("python -m scripts.smoke_test", __doc__.split("\n\n")[0])
     option = cli.option
     option(parser, "--url", type=cli.http_url, default="http://127.0.0.1:8000", help="the service")
@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """Run the checks and report."""
     checks = smoke_test(
         args.url,
         expect_version=args.expect_version,
@@ -51,9 +50,9 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         timeout=args.timeout,
     )
     failed = [c for c in checks if not c.ok]
-    table = "\n".join(
-        ["| check | ok | detail |", "|---|---|---|"]
-        + [f"| {c.check} | {'yes' if c.ok else '**no**'} | {c.detail} |" for c in checks]
+    rows = table(
+        ["check", "ok", "detail"],
+        ([c.check, "yes" if c.ok else "**no**", c.detail] for c in checks),
     )
     status = "failed" if failed else "passed"
     return cli.Outcome(
@@ -61,12 +60,11 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         exit_code=cli.EXIT_FAILED if failed else cli.EXIT_OK,
         data={"url": args.url, "checks": [c.to_dict() for c in checks]},
         text="\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.check}: {c.detail}" for c in checks),
-        markdown=f"### Smoke test of {args.url}: **{status}**\n\n{table}",
+        markdown="\n".join([f"### Smoke test of {args.url}: **{status}**", "", *rows]),
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
     return cli.run(build_parser, command, argv)
 
 

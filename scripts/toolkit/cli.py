@@ -146,17 +146,6 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def envelope(outcome: Outcome) -> dict[str, Any]:
-    """The versioned JSON envelope of an outcome."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": outcome.status,
-        "exit_code": outcome.exit_code,
-        "data": outcome.data,
-        "errors": outcome.errors,
-    }
-
-
 def append_step_summary(markdown: str) -> None:
     """Append to `$GITHUB_STEP_SUMMARY` when set (GitHub Actions renders it on the run page)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -189,6 +178,13 @@ def run(
     if outcome.text:
         print(outcome.text, file=sys.stderr)
     if output == "json":
-        print(json.dumps(envelope(outcome), indent=2, default=str))
+        envelope = {
+            "schema_version": SCHEMA_VERSION,
+            "status": outcome.status,
+            "exit_code": outcome.exit_code,
+            "data": outcome.data,
+            "errors": outcome.errors,
+        }
+        print(json.dumps(envelope, indent=2, default=str))
     append_step_summary(outcome.markdown)
     return outcome.exit_code

@@ -37,12 +37,10 @@ class ManagedProcess:
 
     @property
     def url(self) -> str:
-        """Base URL of the server."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int | None:
-        """PID of the running child, if started."""
         return self.process.pid if self.process else None
 
     def start(self) -> ManagedProcess:
@@ -99,8 +97,11 @@ class ManagedProcess:
         return self.process.returncode
 
     def log_tail(self, lines: int = 30) -> str:
-        """The last lines of the child's output."""
-        return log_tail(self.log_path, lines)
+        """The last `lines` lines of the child's output."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def detach(self) -> int:
         """Leave the child running on its own (it has its own session): close this process's
@@ -111,14 +112,6 @@ class ManagedProcess:
         if self._log is not None:
             self._log.close()
         return self.process.pid
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    """The last `lines` lines of a log file."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # Children this process detached: kept so they can be reaped (no zombie, no ResourceWarning).

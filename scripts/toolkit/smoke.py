@@ -31,7 +31,6 @@ class Check:
     detail: str
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
         return asdict(self)
 
 

@@ -34,7 +34,6 @@ class RolloutIdentity:
     candidate: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
         return {"kind": self.kind, "subject": self.subject, "candidate": self.candidate}
 
 
@@ -83,7 +82,6 @@ class CodeTarget:
     kind: str = "code"
 
     def canary_percent(self) -> float:
-        """The backend's canary weight."""
         return self.backend.state().canary_weight
 
     def arms(self) -> tuple[Arm, Arm]:
@@ -101,11 +99,9 @@ class CodeTarget:
         return arm(Track.STABLE), arm(Track.CANARY)
 
     def set_percent(self, percent: float) -> None:
-        """Shift traffic through the backend."""
         self.backend.set_canary_weight(percent)
 
     def finish(self) -> None:
-        """Promote the canary's version to stable."""
         self.backend.promote_canary()
 
     def rollback(self) -> None:
@@ -123,15 +119,12 @@ class CodeTarget:
             )
 
     def describe(self) -> dict[str, Any]:
-        """Backend state."""
         return {"target": self.kind, "backend": self.backend.name, **self.backend.state().to_dict()}
 
     def summary(self) -> str:
-        """Who serves, by track and version."""
         return self.backend.state().summary()
 
     def identity(self) -> RolloutIdentity:
-        """The canary track's version."""
         candidate = self.backend.state().versions.get(Track.CANARY)
         return RolloutIdentity(self.kind, self.backend.name, candidate)
 
@@ -149,7 +142,6 @@ class PromptTarget:
         return registry_ops.rollout_state(self.registry_dir, self.prompt)
 
     def canary_percent(self) -> float:
-        """The canary version's traffic_percentage."""
         return self._state().canary_percentage
 
     def arms(self) -> tuple[Arm, Arm]:
@@ -172,11 +164,9 @@ class PromptTarget:
         registry_ops.promote(self.registry_dir, self.prompt)
 
     def rollback(self) -> None:
-        """Retire the canary version."""
         registry_ops.rollback(self.registry_dir, self.prompt)
 
     def describe(self) -> dict[str, Any]:
-        """Production and canary versions."""
         state = self._state()
         return {
             "target": self.kind,
@@ -197,5 +187,4 @@ class PromptTarget:
         )
 
     def identity(self) -> RolloutIdentity:
-        """The prompt and its canary version."""
         return RolloutIdentity(self.kind, self.prompt, self._state().canary)

@@ -51,7 +51,6 @@ class ScoreResult:
         return json_ready({k: getattr(self, k) for k in keys})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
         return {
             "name": self.name,
             "description": SCORES[self.name],

@@ -27,7 +27,6 @@ def _threshold(score: ScoreResult) -> str:
 
 
 def render_text(result: Evaluation, written: str | None) -> str:
-    """Human summary for stderr."""
     lines = [f"quality gate {result.status.upper()}: {_title(result)}"]
     for s in result.scores:
         arms = [("baseline", s.baseline.estimate), ("candidate", s.candidate.estimate)]

@@ -33,7 +33,6 @@ class Comparison:
     reading: str
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
         return json_ready({**asdict(self), "effect": self.effect})
 
 
@@ -54,7 +53,6 @@ class GuardrailCheck:
         return self.verdict == "fail"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
         return json_ready({**asdict(self), "effect": self.effect, "blocks": self.blocks})
 
 

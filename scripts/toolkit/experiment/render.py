@@ -36,7 +36,6 @@ def _value(e: Effect) -> str:
 
 
 def render_text(report: ExperimentReport) -> str:
-    """Human summary for stderr."""
     lines = [f"experiment {_HEADLINE[report.status]}: {_title(report)}", f"  {report.srm.note}"]
     for c in report.comparisons:
         arms = [("production", c.production), ("canary", c.canary)]

@@ -56,7 +56,6 @@ class ExpositionSource:
         return texts
 
     def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
-        """Totals per arm name and query name."""
         samples = []
         for text in self._texts():
             try:

@@ -36,7 +36,6 @@ class VariantStats:
     metrics: dict[str, Effect]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
         return json_ready({**asdict(self), "metrics": dict(self.metrics)})
 
 

@@ -22,7 +22,6 @@ class Variants:
     source: str
 
     def arms(self) -> list[Arm]:
-        """Metric arms, production first."""
         return [
             Arm(name=v, labels={"prompt": self.prompt, "prompt_version": v})
             for v in (self.production, self.canary)

@@ -29,7 +29,6 @@ class RouterClient:
         )
 
     def routes(self) -> RoutingTable:
-        """The table the router serves now."""
         return self._table(self._call("GET", "/-/routes"))
 
     def update(self, change: Callable[[RoutingTable], RoutingTable]) -> RoutingTable:
@@ -61,7 +60,6 @@ class RouterClient:
             return False
 
     def close(self) -> None:
-        """Close the connection."""
         self._http.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:

@@ -91,7 +91,6 @@ class Started:
         return self.record
 
     def stop(self) -> None:
-        """Stop it (by its recorded PID)."""
         self.process.detach()
         stop(self.record)
 

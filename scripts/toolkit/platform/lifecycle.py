@@ -232,7 +232,6 @@ class DownResult:
     was_up: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
         return asdict(self)
 
 

@@ -18,7 +18,6 @@ from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateSt
 
 
 def client_for(state: PlatformState) -> RouterClient:
-    """The admin client of the platform's router."""
     return RouterClient(state.router_url, state.admin_token)
 
 
@@ -36,7 +35,6 @@ def require_up(store: StateStore) -> tuple[PlatformState, RouterClient]:
 
 
 def same(a: ProcessRecord, b: ProcessRecord) -> bool:
-    """Whether two records name the same process."""
     return a.pid == b.pid and a.identity == b.identity
 
 

@@ -51,16 +51,6 @@ def application(
     return app
 
 
-def persist_to(store: StateStore) -> Callable[[RoutingTable], None]:
-    """Save accepted tables into the platform's state file (the router's own field)."""
-
-    def persist(table: RoutingTable) -> None:
-        with store.edit() as state:
-            state.routes = table.to_dict()
-
-    return persist
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the routing table recorded in the state folder until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(
@@ -82,10 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ToolkitError, RoutingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    def persist(table: RoutingTable) -> None:  # the router's own field of the state file
+        with store.edit() as editing:
+            editing.routes = table.to_dict()
+
     app = application(
         table=table,
         admin_token=state.admin_token,
-        persist=persist_to(store),
+        persist=persist,
         backend_timeout=args.backend_timeout,
     )
     log.info("routes revision %d: %s", table.revision, table.to_dict())

@@ -44,18 +44,15 @@ class AdminApi:
         self._change_lock = asyncio.Lock()
 
     async def healthz(self, _: web.Request) -> web.Response:
-        """Liveness of the router itself."""
         return web.json_response({"status": "ok", "revision": self.table.revision})
 
     async def metrics_page(self, _: web.Request) -> web.Response:
-        """Prometheus text exposition."""
         return web.Response(
             body=render_metrics(self.metrics.registry),
             headers={"Content-Type": CONTENT_TYPE_LATEST},
         )
 
     async def get_routes(self, request: web.Request) -> web.Response:
-        """The serving routing table."""
         if not self._authorized(request):
             return _error(403, "A valid X-Admin-Token header is required.")
         return web.json_response(self.table.to_dict())
@@ -98,7 +95,6 @@ class AdminApi:
         return table
 
     async def unknown(self, _: web.Request) -> web.Response:
-        """Anything else under `/-/`."""
         return _error(404, "Unknown admin endpoint; see GET /-/routes.")
 
     def _authorized(self, request: web.Request) -> bool:

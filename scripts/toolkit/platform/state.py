@@ -54,7 +54,6 @@ class ProcessRecord:
 
     @property
     def url(self) -> str:
-        """Base URL on 127.0.0.1."""
         return f"http://127.0.0.1:{self.port}"
 
     def running(self) -> bool:
@@ -67,7 +66,6 @@ class ProcessRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcessRecord:
-        """Read a record written by `to_dict`."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -111,7 +109,6 @@ class PlatformState:
         return {n: r for n, r in self.processes.items() if r.kind == "app"}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
         return {
             **asdict(self),
             "processes": {n: r.to_dict() for n, r in self.processes.items()},
@@ -122,7 +119,6 @@ class PlatformState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlatformState:
-        """Read a state written by `to_dict`."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["processes"] = {
@@ -142,7 +138,6 @@ class StateStore:
         self._operation_lock = self.dir / ".operation.lock"
 
     def exists(self) -> bool:
-        """Whether a platform state is recorded here."""
         return self.path.is_file()
 
     def read(self) -> PlatformState:
@@ -156,7 +151,6 @@ class StateStore:
         return state
 
     def try_read(self) -> PlatformState | None:
-        """The recorded state, or None."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:

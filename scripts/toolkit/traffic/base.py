@@ -46,7 +46,6 @@ class TrafficState:
         return f"traffic: {shares or 'none'}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
         return {
             "weights": self.weights,
             "versions": self.versions,
