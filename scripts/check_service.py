@@ -1,8 +1,6 @@
 """Check a running service against the service contract (docs/service-contract.md).
 
-Sends a few real requests (answers, a rating, a pinned answer with the admin token), then
-reads `/metrics`, and reports each contract item: pass, fail (with the reason) or skip.
-
+Each contract item passes, fails (with the reason) or is skipped (`toolkit/conformance.py`).
 Example: python -m scripts.check_service --url http://127.0.0.1:8000 --admin-token "$TOKEN"
 Exit codes: 0 every item passed (or was skipped), 1 an item failed or the service did not
 answer, 2 usage error (bad URL, policy).

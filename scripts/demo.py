@@ -7,7 +7,7 @@
 It starts the local platform in its own folder (`.local/demo`), puts steady load on it with
 locust (users asking golden-set questions and rating some answers), runs each rollout with
 `monitor_canary`'s engine acting on its decisions, prints a report with the decision records
-(also written to `.local/demo/report.md`), and stops everything it started.
+(also written to `.local/demo-report.md`), and stops everything it started.
 
 The policy is `rollout/policy.yaml` with a faster clock for a demo (steps 20/50/100, a 2 s
 interval, 6 s minimum per step) and 150 samples per step instead of 200: the margins, limits
@@ -210,29 +210,23 @@ def report(rollouts: list[Rollout], path: Path) -> str:
 def command(args: argparse.Namespace) -> cli.Outcome:
     started = time.monotonic()
     rollouts = demo(args)
-    text = report(rollouts, args.platform_dir.parent / "demo-report.md")
+    path = args.platform_dir.parent / "demo-report.md"
+    text = report(rollouts, path)
     ok = len(rollouts) == 3 and all(r.ok for r in rollouts)
     total = time.monotonic() - started
     summary = "\n".join(
         f"  {r.title}: {r.final or 'undecided'} in {r.seconds:.0f} s" for r in rollouts
     )
+    rows = [
+        {"title": r.title, "expected": r.expected, "final": r.final, "seconds": round(r.seconds, 1)}
+        for r in rollouts
+    ]
     return cli.Outcome(
         status="passed" if ok else "failed",
         exit_code=cli.EXIT_OK if ok else cli.EXIT_FAILED,
-        data={
-            "rollouts": [
-                {
-                    "title": r.title,
-                    "expected": r.expected,
-                    "final": r.final,
-                    "seconds": round(r.seconds, 1),
-                }
-                for r in rollouts
-            ],
-            "seconds": round(total, 1),
-        },
+        data={"rollouts": rows, "seconds": round(total, 1)},
         text=f"\n{text}\n\nDemo {'finished' if ok else 'FAILED'} in {total:.0f} s:\n{summary}\n"
-        f"Report: {args.platform_dir.parent / 'demo-report.md'}",
+        f"Report: {path}",
         markdown=text,
     )
 

@@ -196,15 +196,13 @@ def python_module(
     env: Mapping[str, str] | None = None,
     log_dir: Path,
     cwd: Path | None = None,
-    python: str = sys.executable,
 ) -> ManagedProcess:
     """A ManagedProcess running `python -m module args...` with `env` added to os.environ."""
-    full_env = {**os.environ, **(env or {})}
     return ManagedProcess(
         name=name,
-        args=[python, "-m", module, *args],
+        args=[sys.executable, "-m", module, *args],
         port=port,
-        env=full_env,
+        env={**os.environ, **(env or {})},
         log_path=log_dir / f"{name}.log",
         cwd=cwd,
     )

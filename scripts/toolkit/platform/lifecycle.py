@@ -24,6 +24,7 @@ from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateSt
 DEFAULT_PORT = 8000
 PROMETHEUS_MODES = ("auto", "on", "off")
 STOP_ORDER = ("router", *TRACKS, "model-server", "prometheus")
+_Launch = Callable[[Started], Started]  # starts a process and records it as started by `up`
 
 
 @dataclass
@@ -160,21 +161,15 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
     for item in list(started):  # started together, waited for in turn within one deadline
         item.wait_ready(max(deadline - time.monotonic(), 1.0))
 
-    _start_router(store, result, launch_recorded, timeout=timeout)
-    _start_prometheus(store, result, launch_recorded, timeout=timeout)
+    _start_router(store, result, launch_recorded, timeout)
+    _start_prometheus(store, result, launch_recorded, timeout)
     operations.reconcile(store, operations.client_for(store.read()))
     operations.refresh_targets(store)
     result.state = store.read()
     return result
 
 
-def _start_router(
-    store: StateStore,
-    result: UpResult,
-    launch_recorded: Callable[[Started], Started],
-    *,
-    timeout: float,
-) -> None:
+def _start_router(store: StateStore, result: UpResult, start: _Launch, timeout: float) -> None:
     state = store.read()
     backends = {track: r.url for track, r in state.apps().items()}
     router = state.processes.get("router")
@@ -190,16 +185,10 @@ def _start_router(
             else RoutingTable.build(backends, {Track.STABLE: 100.0})
         )
         editing.routes = table.changed(backends={**table.backends, **backends}).to_dict()
-    launch_recorded(launch.start_router(state)).wait_ready(timeout)
+    start(launch.start_router(state)).wait_ready(timeout)
 
 
-def _start_prometheus(
-    store: StateStore,
-    result: UpResult,
-    launch_recorded: Callable[[Started], Started],
-    *,
-    timeout: float,
-) -> None:
+def _start_prometheus(store: StateStore, result: UpResult, start: _Launch, timeout: float) -> None:
     state = store.read()
     record = state.processes.get("prometheus")
     if state.prometheus == "off":
@@ -212,7 +201,7 @@ def _start_prometheus(
             raise ToolkitError("prometheus is not installed; apt-get install prometheus.")
         result.warnings.append("Prometheus is not installed: use the `scrape` metric source.")
         return
-    item = launch_recorded(launch.start_prometheus(state, port=record.port if record else None))
+    item = start(launch.start_prometheus(state, port=record.port if record else None))
     try:
         item.wait_ready(timeout)
     except ToolkitError as exc:

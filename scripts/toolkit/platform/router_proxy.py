@@ -22,19 +22,8 @@ from scripts.toolkit.platform.routing import RoutingTable, unit_id
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business, never forwarded; the
 # length and host are set again for the next hop.
 HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
+    "connection keep-alive proxy-authenticate proxy-authorization proxy-connection te trailer "
+    "transfer-encoding upgrade host content-length".split()
 )
 # Below uvicorn's 5 s keep-alive: the router, not the backend, closes an idle connection, so a
 # request is never written to a connection the backend is closing at that very moment.

@@ -1,8 +1,6 @@
 """The `local` traffic backend: the local platform's router (`python -m scripts.local_platform`).
 
-Every operation is idempotent and re-runnable after an interruption (see
-`scripts/toolkit/platform/operations.py`); `rollback_canary` moves traffic in one router change
-before anything else and needs neither the canary nor any other operation to finish first.
+Each operation is the one of `platform/tracks.py` (idempotent, see `platform/operations.py`).
 """
 
 from __future__ import annotations
