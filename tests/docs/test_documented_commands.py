@@ -105,11 +105,16 @@ def documented_commands(name: str) -> list[str]:
     return commands
 
 
-def readme_json_keys() -> set[str]:
-    """Every key of the README's example answer."""
+def readme_example() -> str:
+    """The README's example answer, as shown (wrapped, ids elided)."""
     block = re.search(r"^```json\n(.*?)^```", (REPO / "README.md").read_text(), re.M | re.S)
     assert block, "README.md shows an example answer"
-    return set(re.findall(r'"([a-z_]+)":', block.group(1)))
+    return block.group(1)
+
+
+def readme_json_keys() -> set[str]:
+    """Every key of the README's example answer."""
+    return set(re.findall(r'"([a-z_]+)":', readme_example()))
 
 
 def keys(value: Any) -> Iterator[str]:
@@ -128,6 +133,9 @@ def check_answer(run: Run, result: subprocess.CompletedProcess[str]) -> None:
     assert not missing, f"the README's example shows fields the service does not send: {missing}"
     assert not body["quality"]["refused"], body["answer"]
     assert "refund-policy" in [c["document_id"] for c in body["citations"]], body
+    shown = re.search(r'"answer": "(.*?)",\n', readme_example(), re.S)
+    assert shown, "the README's example shows the answer"
+    assert " ".join(shown.group(1).split()) == body["answer"], "the README shows another answer"
 
 
 def registry_versions(run: Run) -> dict[str, str]:
