@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,45 +26,37 @@ from scripts.toolkit.metrics import (
 )
 
 
-@dataclass
-class ExpositionSource:
-    """Cumulative totals from `/metrics` pages (summed over replicas) or saved copies of them."""
-
-    urls: Sequence[str] = ()
-    files: Sequence[Path] = ()
-    timeout: float = 10.0
-
-    def _texts(self) -> list[str]:
-        texts = []
-        with httpx.Client(timeout=self.timeout) as client:
-            for url in self.urls:
-                try:
-                    response = client.get(url)
-                    response.raise_for_status()
-                except httpx.HTTPError as exc:
-                    raise ToolkitError(
-                        f"cannot read metrics at {url} ({exc.__class__.__name__}); "
-                        "check --metrics-url."
-                    ) from exc
-                texts.append(response.text)
-        for path in self.files:
+def read_pages(
+    queries: Sequence[MetricQuery],
+    arms: Iterable[Arm],
+    urls: Sequence[str],
+    files: Sequence[Path] = (),
+) -> dict[str, ArmData]:
+    """Cumulative totals per arm and query from `/metrics` pages (summed over replicas) or saved
+    copies of them."""
+    texts = []
+    with httpx.Client(timeout=10.0) as client:
+        for url in urls:
             try:
-                texts.append(path.read_text(encoding="utf-8"))
-            except OSError as exc:
-                raise ToolkitError(f"cannot read {path}: {exc.strerror}.") from exc
-        return texts
-
-    def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
-        samples = []
-        for text in self._texts():
-            try:
-                samples.extend(parse_exposition(text))
-            except ValueError as exc:
-                raise ToolkitError(f"not a Prometheus text exposition: {exc}.") from exc
-        queries = list(queries)
-        return {
-            arm.name: {q.name: observe(samples, q, arm.labels) for q in queries} for arm in arms
-        }
+                response = client.get(url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise ToolkitError(
+                    f"cannot read metrics at {url} ({exc.__class__.__name__}); check --metrics-url."
+                ) from exc
+            texts.append(response.text)
+    for path in files:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ToolkitError(f"cannot read {path}: {exc.strerror}.") from exc
+    samples = []
+    for text in texts:
+        try:
+            samples.extend(parse_exposition(text))
+        except ValueError as exc:
+            raise ToolkitError(f"not a Prometheus text exposition: {exc}.") from exc
+    return {arm.name: {q.name: observe(samples, q, arm.labels) for q in queries} for arm in arms}
 
 
 def read_metrics(
@@ -81,9 +72,8 @@ def read_metrics(
     """The totals from the first source named (pages, then Prometheus, then `<url>/metrics`),
     and where they came from."""
     if metrics_urls or metrics_files:
-        source = ExpositionSource(urls=metrics_urls, files=metrics_files)
         where = ", ".join([*metrics_urls, *map(str, metrics_files)])
-        return source.read(queries, arms), where
+        return read_pages(queries, arms, metrics_urls, metrics_files), where
     if prometheus_url:
         # `increase()` over the last `window_seconds`.
         prometheus = PrometheusSource(url=prometheus_url, start=time.time() - window_seconds)
@@ -93,5 +83,5 @@ def read_metrics(
             raise ToolkitError(exc.message) from exc
     if url:
         page = f"{url.rstrip('/')}/metrics"
-        return ExpositionSource(urls=[page]).read(queries, arms), page
+        return read_pages(queries, arms, [page]), page
     raise ToolkitError("say where the metrics are: --url, --metrics-url or --prometheus-url.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SRM_THRESHOLD = 0.001
 
@@ -71,9 +71,9 @@ def sample_ratio_check(
     expected = {k: total * expected_share[k] for k in observed}
     base = SampleRatio(dict(observed), dict(expected_share), None, None, False, "")
     if any(share <= 0 for share in expected_share.values()):
-        return _note(base, "a variant is configured at 0%: nothing to check")
+        return replace(base, note="a variant is configured at 0%: nothing to check")
     if min(expected.values()) < 5:
-        return _note(base, f"too few users to check ({total:.0f})")
+        return replace(base, note=f"too few users to check ({total:.0f})")
     statistic = sum((observed[k] - expected[k]) ** 2 / expected[k] for k in observed)
     p_value = chi_square_sf(statistic, len(observed) - 1)
     flagged = p_value < threshold
@@ -83,7 +83,3 @@ def sample_ratio_check(
         else f"users match the split (p = {p_value:.3g})"
     )
     return SampleRatio(dict(observed), dict(expected_share), statistic, p_value, flagged, note)
-
-
-def _note(result: SampleRatio, note: str) -> SampleRatio:
-    return SampleRatio(result.observed, result.expected_share, None, None, False, note)
