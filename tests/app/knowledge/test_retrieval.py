@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.knowledge.retrieval import Document, Retriever, load_documents
-from tests.app.helpers import KB_DIR
+from tests.support.registry import KB_DIR
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from contract.files import REPO_ROOT
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 API_KEY = "model-server-key-0123456789"
 CONTEXT = (
     "[1] Plans and Pricing: The Team plan costs $8 per user per month when billed annually. "

@@ -21,7 +21,7 @@ from app.model_server.answerer import (
 from app.text import count_tokens
 from contract.registry.loader import load_registry
 from contract.registry.schema import PromptVersion
-from tests.app.helpers import KB_DIR, REGISTRY_DIR, REPO, golden_rows
+from tests.support.registry import KB_DIR, REGISTRY_DIR, REPO, golden_rows
 
 CONTEXT = """\
 [1] Refund Policy: Annual plans are refunded within 30 days of purchase. Monthly plans are \
