@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module
-
-REPO = Path(__file__).resolve().parents[1]
-ADMIN_TOKEN = "test-admin-token-0123456789"
+from tests.support.service import REPO, StartApp, app_launcher
 
 
 @pytest.fixture
@@ -38,39 +36,6 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedPr
     proc.stop()
 
 
-StartApp = Callable[..., ManagedProcess]
-
-
-def _app_launcher(
-    model_server: ManagedProcess, workdir: Path, started: list[ManagedProcess]
-) -> StartApp:
-    """A `start(*, wait, **settings)` function that records every app it starts in `started`."""
-
-    def start(*, wait: str | None = "/readyz", **settings: str) -> ManagedProcess:
-        port = free_port()
-        env = {
-            "APP_PORT": str(port),
-            "APP_PROVIDER": "openai-compatible",
-            "APP_PROVIDER_BASE_URL": f"{model_server.url}/v1",
-            "APP_REGISTRY_RELOAD_SECONDS": "0.2",
-            "APP_ADMIN_TOKEN": ADMIN_TOKEN,
-            "APP_ENV": "test",
-            "APP_VERSION": "test-sha",
-            **{f"APP_{k.upper()}": str(v) for k, v in settings.items()},
-        }
-        if "APP_REGISTRY_DIR" not in env:
-            registry = workdir / f"registry-{port}"
-            shutil.copytree(REPO / "registry", registry)
-            env["APP_REGISTRY_DIR"] = str(registry)
-        proc = python_module(f"app-{port}", "app", port=port, env=env, log_dir=workdir, cwd=REPO)
-        started.append(proc.start())
-        if wait:
-            proc.wait_http(wait)
-        return proc
-
-    return start
-
-
 @pytest.fixture
 def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp]:
     """Start `python -m app` with extra APP_* settings; every app started is stopped afterwards.
@@ -79,7 +44,7 @@ def start_app(tmp_path: Path, model_server: ManagedProcess) -> Iterator[StartApp
     an admin token. Pass `wait="/readyz"` (default) or `wait=None` to skip waiting.
     """
     started: list[ManagedProcess] = []
-    yield _app_launcher(model_server, tmp_path, started)
+    yield app_launcher(model_server, tmp_path, started)
     for proc in started:
         proc.stop()
 
@@ -90,7 +55,7 @@ def start_module_app(
 ) -> Iterator[StartApp]:
     """`start_app` for apps shared by the tests of one module; stopped after the module."""
     started: list[ManagedProcess] = []
-    yield _app_launcher(model_server, tmp_path_factory.mktemp("apps"), started)
+    yield app_launcher(model_server, tmp_path_factory.mktemp("apps"), started)
     for proc in started:
         proc.stop()
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from scripts.toolkit.processes import free_port
-from tests.conftest import REPO, StartApp
 from tests.support.http import assert_error
 from tests.support.metrics import scrape
 from tests.support.polling import poll_until
 from tests.support.registry import write_atomically
+from tests.support.service import REPO, StartApp
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ import yaml
 from contract.registry.loader import load_registry
 from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.processes import free_port
-from tests.conftest import REPO
+from tests.support.service import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from scripts import check_service
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module
-from tests.conftest import ADMIN_TOKEN, REPO, StartApp
+from tests.support.service import ADMIN_TOKEN, REPO, StartApp
 
 pytestmark = pytest.mark.integration
 

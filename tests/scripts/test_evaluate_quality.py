@@ -27,9 +27,9 @@ from scripts.toolkit.evaluation.intervals import mean_interval, paired_interval,
 from scripts.toolkit.evaluation.scoring import Answer, refusal_correctness, score_case, token_f1
 from scripts.toolkit.policy import EvalMetricPolicy
 from scripts.toolkit.processes import ManagedProcess, free_port
-from tests.conftest import ADMIN_TOKEN, REPO, StartApp
 from tests.scripts.test_policy import EXAMPLE, write
 from tests.support.registry import add_prompt, example_prompt, set_provider_model, write_atomically
+from tests.support.service import ADMIN_TOKEN, REPO, StartApp
 
 GOLDEN = REPO / "eval" / "golden.jsonl"
 GOLDEN_CASES = sum(1 for line in GOLDEN.read_text().splitlines() if line.strip())

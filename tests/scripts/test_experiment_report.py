@@ -24,10 +24,10 @@ from scripts.toolkit.experiment.variant_stats import histogram_quantile
 from scripts.toolkit.metrics import Histogram
 from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
-from tests.conftest import REPO, StartApp
 from tests.scripts.test_policy import EXAMPLE, write
 from tests.support.polling import poll_until
 from tests.support.registry import add_prompt
+from tests.support.service import REPO, StartApp
 
 SYNTHETIC = ["--production-version", "v1", "--canary-version", "v2", "--canary-percentage", "50"]
 

@@ -24,9 +24,9 @@ from scripts.toolkit.platform.state import StateStore
 from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.processes import free_port, python_module
 from scripts.toolkit.traffic.local import LocalBackend
-from tests.conftest import REPO
 from tests.support.load import Load
 from tests.support.polling import poll_until
+from tests.support.service import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 FOREIGN = [sys.executable, "-m", "tests.support.foreign_service"]

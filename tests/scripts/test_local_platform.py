@@ -29,9 +29,9 @@ from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateSt
 from scripts.toolkit.processes import free_port, pid_running, process_identity, stop_pid
 from scripts.toolkit.prometheus_server import prometheus_binary
 from scripts.toolkit.traffic.local import LocalBackend
-from tests.conftest import REPO
 from tests.support.metrics import parse_metrics
 from tests.support.polling import poll_until
+from tests.support.service import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -39,9 +39,9 @@ from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
 from scripts.toolkit.targets import CodeTarget
 from scripts.toolkit.traffic.base import TrafficState
-from tests.conftest import REPO, StartApp
 from tests.support.metrics import Metrics, parse_metrics
 from tests.support.polling import poll_until
+from tests.support.service import REPO, StartApp
 
 QUERIES = [m.query() for m in load_policy(DEFAULT_POLICY).metrics]
 STABLE = {"track": "stable"}

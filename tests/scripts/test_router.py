@@ -25,9 +25,9 @@ from contract.assignment import in_canary
 from scripts.toolkit.platform.routing import SALT, RoutingError, RoutingTable, unit_id
 from scripts.toolkit.platform.state import PlatformState, StateStore
 from scripts.toolkit.processes import ManagedProcess, free_port, python_module
-from tests.conftest import REPO
 from tests.support.http import assert_error
 from tests.support.metrics import parse_metrics
+from tests.support.service import REPO
 
 TOKEN = "router-test-token-0123456789"
 USERS = [f"user-{n}" for n in range(2000)]

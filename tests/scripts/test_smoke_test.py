@@ -9,7 +9,7 @@ import pytest
 from scripts import smoke_test
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from scripts.toolkit.processes import ManagedProcess, free_port
-from tests.conftest import ADMIN_TOKEN, StartApp
+from tests.support.service import ADMIN_TOKEN, StartApp
 
 pytestmark = pytest.mark.integration
 

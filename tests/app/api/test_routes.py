@@ -17,11 +17,11 @@ import pytest
 from contract.assignment import in_canary
 from contract.registry.loader import load_registry
 from scripts.toolkit.processes import ManagedProcess
-from tests.conftest import ADMIN_TOKEN, REPO, StartApp
 from tests.support.http import assert_error
 from tests.support.metrics import Metrics, scrape
 from tests.support.polling import poll_until
 from tests.support.registry import add_prompt, example_prompt, set_provider_model, write_atomically
+from tests.support.service import ADMIN_TOKEN, REPO, StartApp
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contract.http import ADMIN_TOKEN_HEADER
-from tests.conftest import ADMIN_TOKEN, StartApp
+from tests.support.service import ADMIN_TOKEN, StartApp
 
 pytestmark = pytest.mark.integration
 
