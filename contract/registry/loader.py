@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from contract.assignment import in_canary
+from contract.registry.configmap import to_configmap_key
 from contract.registry.schema import ModelVersion, PromptVersion
 from contract.validation import first_error
 
@@ -179,6 +180,11 @@ def load_registry(root: Path) -> Registry:
     """Read, validate and return the registry under `root`; raises RegistryError."""
     if not (root / "prompts").is_dir() or not (root / "models").is_dir():
         raise RegistryError(f"{root}: expected prompts/ and models/ folders; set APP_REGISTRY_DIR.")
+    for path in _visible(p for p in root.rglob("*") if p.is_file()):
+        try:  # every registry that loads fits a Kubernetes ConfigMap (k8s/base)
+            to_configmap_key(path.relative_to(root).as_posix())
+        except ValueError as exc:
+            raise RegistryError(f"{root}/{exc}") from exc
     digest = folder_digest(root)
     models = _load_models(root)
     prompts = _load_prompts(root, models)
