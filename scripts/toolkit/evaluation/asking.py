@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from contract.http import ADMIN_TOKEN_HEADER, ANSWER_PATH, PIN_PROMPT_VERSION_HEADER
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.evaluation.arms import ArmService
 from scripts.toolkit.evaluation.dataset import GoldenCase
@@ -50,13 +51,13 @@ class Asker:
         headers = {}
         if arm.version is not None:
             headers = {
-                "X-Pin-Prompt-Version": arm.version,
-                "X-Admin-Token": self.admin_token or "",
+                PIN_PROMPT_VERSION_HEADER: arm.version,
+                ADMIN_TOKEN_HEADER: self.admin_token or "",
             }
         # A fixed user id keeps an unpinned service's variant assignment deterministic, and
         # counts the evaluation as one user in the experiment metrics (not one per request).
         payload = {"question": case.question, "prompt": self.prompt, "user_id": "evaluate-quality"}
-        url = f"{arm.url.rstrip('/')}/v1/answer"
+        url = arm.url.rstrip("/") + ANSWER_PATH
         for attempt in range(self.retries + 1):
             started = time.perf_counter()
             try:
