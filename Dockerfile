@@ -45,6 +45,7 @@ COPY --from=build --chown=10001:10001 /app/registry /app/registry
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/app \
     APP_HOST=0.0.0.0 \
     APP_PORT=8000 \
     APP_GIT_SHA=${GIT_SHA} \
