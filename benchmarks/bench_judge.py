@@ -1,30 +1,35 @@
-"""Judge benchmark: false rollbacks of identical versions, and power and speed against bad ones.
+"""Judge benchmark: whole rollouts through the real monitor, on a simulated clock.
 
-Simulates whole rollouts through the rollout policy (rollout/policy.yaml) with the real monitor
-(`scripts.toolkit.monitor.Monitor`, so the real judge, step gates and time limits) on a
-simulated clock. Every interval, answers arrive at a fixed rate and are split between stable
-and canary by the canary's current weight; per answer: errors, slow answers, a quality score
-shaped like the service's (refusals at exactly 0, many answers at exactly 1, the rest spread),
-a cost, and user ratings. The monitor reads the cumulative counts as Ratio/Histogram
-observations, exactly as a metric source delivers them, and promotes or rolls back.
+Every rollout runs the rollout policy (rollout/policy.yaml) with the real monitor
+(`scripts.toolkit.monitor.Monitor`: the real judge, fast checks, step gates and time limits).
+Every `fast_interval_seconds`, answers arrive at the given total rate (Poisson) and are split
+between stable and canary by the canary's weight (per request, or per user when the policy's
+`code_assignment` is `user`); per answer: errors, slow answers, a quality score shaped like the
+service's (refusals at exactly 0, many answers at exactly 1, the rest spread), a cost and user
+ratings. The monitor reads the cumulative counts as Ratio/Histogram observations, exactly as a
+metric source delivers them, and promotes or rolls back.
 
-(a) A/A: stable and canary identical. Every rollback is false. Next to the judge, on the same
-    data and at the same checks, a naive fixed-sample 95% z-test ("is the canary significantly
-    worse?") and the always-valid test asked the same question, to show what checking every
-    interval does to each.
-(b) Power and speed: a canary with 10% or 50% errors, or a quality score 0.2 lower, starting at
-    the first step (5%): how often it is rolled back, after how many canary answers and seconds.
+Scenarios: `aa` (identical versions: every rollback is false), `errors_10`, `errors_50` (a
+canary failing 10% or 50% of its answers), `quality_minus_0_2` (a quality score 0.2 lower),
+`shared_outage` (identical; a dependency fails half the answers of both arms for 10 minutes at
+a random time in the first hour), `drift` (identical; error rate and refusals of both arms swing
+with a 2-hour period), `few_users` (identical; 10 users, each with their own error rate and
+refusals, assigned as the policy says), `crashing_canary` (the canary refuses every connection:
+the router counts each refused request as a canary error and the canary answers nothing).
 
-Usage: python benchmarks/bench_judge.py [--rollouts 1000] [--seed 1] [--rate 20]
+Usage: python benchmarks/bench_judge.py [--rollouts 1000] [--seed 1] [--rate 50 20 6.67 1 0.3]
+       [--scenario aa errors_50 ...] [--json FILE] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from contract.metrics import COST_BUCKETS, SCORE_BUCKETS  # noqa: E402
-from scripts.toolkit.judge import estimate  # noqa: E402
 from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, Ratio  # noqa: E402
 from scripts.toolkit.metrics.factory import fixed_source  # noqa: E402
-from scripts.toolkit.monitor import CheckResult, Monitor  # noqa: E402
+from scripts.toolkit.monitor import Monitor  # noqa: E402
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy  # noqa: E402
-from scripts.toolkit.stats import compare  # noqa: E402
 from scripts.toolkit.targets import RolloutIdentity  # noqa: E402
 
 Array = NDArray[np.float64]
@@ -82,24 +85,41 @@ class Counts:
     slow: Array = field(init=False)
     rated: Array = field(init=False)
     down: Array = field(init=False)
+    refused: Array = field(init=False)  # connections refused (counted as errors by the router)
     score_counts: Array = field(init=False)
     score_sum: Array = field(init=False)
     cost_counts: Array = field(init=False)
     cost_sum: Array = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("answers", "errors", "slow", "rated", "down", "score_sum", "cost_sum"):
+        for name in (
+            "answers",
+            "errors",
+            "refused",
+            "slow",
+            "rated",
+            "down",
+            "score_sum",
+            "cost_sum",
+        ):
             setattr(self, name, np.zeros(self.size))
         self.score_counts = np.zeros((self.size, len(SCORE_BOUNDS)))
         self.cost_counts = np.zeros((self.size, len(COST_BOUNDS)))
 
     def add(
-        self, rng: np.random.Generator, rows: NDArray[np.intp], n: NDArray[np.int64], b: Behaviour
+        self,
+        rng: np.random.Generator,
+        rows: NDArray[np.intp],
+        n: NDArray[np.int64],
+        b: Behaviour,
+        errors_p: Array | None = None,
+        refusals_p: Array | None = None,
     ) -> None:
-        """`n[i]` more answers of behaviour `b` for rollout `rows[i]`."""
-        errors = rng.binomial(n, b.errors)
+        """`n[i]` more answers of behaviour `b` for rollout `rows[i]` (with per-rollout error
+        and refusal rates when given)."""
+        errors = rng.binomial(n, b.errors if errors_p is None else errors_p)
         answered = n - errors
-        refused = rng.binomial(answered, b.refusals)
+        refused = rng.binomial(answered, b.refusals if refusals_p is None else refusals_p)
         perfect = rng.binomial(answered - refused, b.perfect)
         partial = answered - refused - perfect
         rated = rng.binomial(answered, b.rated)
@@ -120,7 +140,9 @@ class Counts:
         """What a metric source would deliver for rollout `row`, by policy metric name."""
         answered = self.answers[row] - self.errors[row]
         return {
-            "error_rate": Ratio(self.errors[row], self.answers[row]),
+            "error_rate": Ratio(
+                self.errors[row] + self.refused[row], self.answers[row] + self.refused[row]
+            ),
             "slow_answers": Ratio(self.slow[row], answered),
             "quality_score": Histogram(
                 SCORE_BOUNDS, tuple(self.score_counts[row].tolist()), float(self.score_sum[row])
@@ -211,55 +233,56 @@ class SimulatedSource:
         return self.data
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """What the canary does and what happens around it."""
+
+    name: str
+    canary: Behaviour = Behaviour()
+    outage: bool = False  # both arms: half the answers fail for 10 minutes in the first hour
+    drift: bool = False  # both arms: error rate and refusals swing with a 2-hour period
+    users: int = 0  # that many users, each with their own error rate and refusals
+    crash: bool = False  # the canary refuses every connection
+
+
+BASE = Behaviour()
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("aa"),
+        Scenario("errors_10", Behaviour(errors=0.10)),
+        Scenario("errors_50", Behaviour(errors=0.50)),
+        Scenario(
+            "quality_minus_0_2",
+            Behaviour(refusals=1 - (BASE.quality - 0.2) / (BASE.quality / (1 - BASE.refusals))),
+        ),
+        Scenario("shared_outage", outage=True),
+        Scenario("drift", drift=True),
+        Scenario("few_users", users=10),
+        Scenario("crashing_canary", crash=True),
+    )
+}
+OUTAGE_SECONDS, OUTAGE_ERRORS, DRIFT_PERIOD = 600.0, 0.5, 7200.0
+MAX_SECONDS = 8 * 3600.0  # a rollout still running then counts as held
+
+
 @dataclass
 class Outcome:
-    """How one simulated rollout ended, and when the shadow tests would have rolled back."""
+    """How one simulated rollout ended."""
 
-    final: str = ""
-    cause: str = ""  # "judge", "timeout" or "" (promoted)
-    failed: tuple[str, ...] = ()  # critical metrics failing at the rollback
-    undecided: tuple[str, ...] = ()  # critical metrics not yet passing at a timeout
-    step: float = 0.0
+    final: str = "held"  # "promoted", "rolled back" or "held"
+    cause: str = ""  # "judge" or "failsafe" for rollbacks
     seconds: float = 0.0
     canary_answers: float = 0.0
-    naive_at: float | None = None  # first check at which the fixed 95% z-test fired
-    sequential_at: float | None = None  # same question, always-valid test
+    failed_requests: float = 0.0
+    reasons: tuple[str, ...] = ()
 
 
-def shadow_tests(
-    policy: Policy, stable: ArmData, canary: ArmData, alpha: float
-) -> tuple[bool, bool]:
-    """Would "is the canary worse than stable at all?" roll back now, per critical metric:
-    (a fixed-sample 95% z-test, the always-valid test at alpha split over the metrics)."""
-    naive = sequential = False
-    for metric in policy.metrics:
-        if not metric.critical:
-            continue
-        s, c = estimate(stable[metric.name]), estimate(canary[metric.name])
-        need = policy.samples_needed(metric)
-        if s.n < need or c.n < need:
-            continue
-        sign = metric.worse_sign
-        worse = sign * (c.mean - s.mean)
-        naive = naive or worse > Z95 * math.sqrt(s.variance + c.variance)
-        if not sequential:
-            cmp = compare(s, c, tau=metric.tau, alpha=alpha)
-            sequential = (cmp.low > 0) if sign > 0 else (cmp.high < 0)
-    return naive, sequential
-
-
-def simulate(
-    policy: Policy,
-    canary_behaviour: Behaviour,
-    *,
-    rollouts: int,
-    rate: float,
-    rng: np.random.Generator,
-    stable_behaviour: Behaviour | None = None,
-    shadow: bool = False,
+def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated world
+    policy: Policy, scenario: Scenario, *, rollouts: int, rate: float, seed: int
 ) -> list[Outcome]:
-    """Run `rollouts` rollouts from the first step to promotion or rollback."""
-    stable_behaviour = stable_behaviour or Behaviour()
+    """Run `rollouts` rollouts from the first step to promotion, rollback or MAX_SECONDS."""
+    rng = np.random.default_rng(seed)
     clock = Clock()
     targets = [SimulatedTarget() for _ in range(rollouts)]
     sources = [SimulatedSource() for _ in range(rollouts)]
@@ -269,245 +292,154 @@ def simulate(
     ]
     stable, canary = Counts(rollouts), Counts(rollouts)
     outcomes = [Outcome() for _ in range(rollouts)]
-    critical = sum(m.critical for m in policy.metrics)
-    per_interval = rate * policy.interval_seconds
+    outage_at = rng.uniform(0, 3600, rollouts)
+    phase = rng.uniform(0, DRIFT_PERIOD, rollouts)
+    users = max(scenario.users, 1)
+    user_errors = np.clip(BASE.errors * rng.lognormal(0, 1, (rollouts, users)), 0, 0.5)
+    user_refusals = np.clip(BASE.refusals + rng.normal(0, 0.15, (rollouts, users)), 0.02, 0.9)
+    user_bucket = rng.uniform(0, 1, (rollouts, users))
+    sticky = scenario.users > 0 and policy.code_assignment == "user"
+    tick = policy.fast_interval
+    # Stable served before the rollout: the monitor's first reading is not at zero.
+    stable.add(rng, np.arange(rollouts), rng.poisson(rate * 600, rollouts), BASE)
+    due = np.zeros(rollouts)
     active = np.arange(rollouts)
     while active.size:
-        for row in active:
+        for row in active[due[active] <= clock.now + 1e-9]:
             i = int(row)
-            sources[i].data = {
-                "stable": stable.observations(i),
-                "canary": canary.observations(i),
-            }
+            sources[i].data = {"stable": stable.observations(i), "canary": canary.observations(i)}
             result = monitors[i].check()
-            outcome = outcomes[i]
-            if shadow and (outcome.naive_at is None or outcome.sequential_at is None):
-                naive, sequential = shadow_tests(
-                    policy,
-                    sources[i].data["stable"],
-                    sources[i].data["canary"],
-                    policy.alpha / critical,
-                )
-                if naive and outcome.naive_at is None:
-                    outcome.naive_at = clock.now
-                if sequential and outcome.sequential_at is None:
-                    outcome.sequential_at = clock.now
+            due[i] = clock.now + monitors[i].next_interval()
             if targets[i].ended is not None:
-                _record(outcome, targets[i], result, clock.now, canary.answers[i])
+                o = outcomes[i]
+                o.final, o.seconds = targets[i].ended or "", clock.now
+                o.reasons = tuple(result.reasons)
+                o.canary_answers = float(canary.answers[i])
+                o.failed_requests = float(canary.errors[i] + canary.refused[i])
+                if o.final == "rolled back":
+                    unavailable = any("unavailable" in r for r in result.reasons)
+                    o.cause = "failsafe" if unavailable else "judge"
         active = np.array([r for r in active if targets[int(r)].ended is None], dtype=np.intp)
-        if not active.size:
+        if not active.size or clock.now >= MAX_SECONDS:
             break
-        clock.now += policy.interval_seconds
+        clock.now += tick
         weights = np.array([targets[int(r)].percent / 100 for r in active])
-        total = rng.poisson(per_interval, active.size)
-        to_canary = rng.binomial(total, weights)
-        stable.add(rng, active, total - to_canary, stable_behaviour)
-        canary.add(rng, active, to_canary, canary_behaviour)
+        errors = np.full(active.size, BASE.errors)
+        refusals = np.full(active.size, BASE.refusals)
+        if scenario.drift:
+            swing = np.sin(2 * np.pi * (clock.now + phase[active]) / DRIFT_PERIOD)
+            errors = errors * (1 + 0.9 * swing)
+            refusals = refusals + 0.1 * swing
+        if scenario.outage:
+            start = outage_at[active]
+            down = (clock.now > start) & (clock.now <= start + OUTAGE_SECONDS)
+            errors = np.where(down, OUTAGE_ERRORS, errors)
+        c_errors = np.where(errors > BASE.errors, errors, scenario.canary.errors)
+        c_refusals = np.where(refusals != BASE.refusals, refusals, scenario.canary.refusals)
+        for u in range(users):
+            total = rng.poisson(rate * tick / users, active.size)
+            if sticky:
+                to_canary = np.where(user_bucket[active, u] < weights, total, 0)
+            else:
+                to_canary = rng.binomial(total, weights)
+            s_err, s_ref, c_err, c_ref = errors, refusals, c_errors, c_refusals
+            if scenario.users:
+                s_err = c_err = user_errors[active, u]
+                s_ref = c_ref = user_refusals[active, u]
+            stable.add(rng, active, total - to_canary, BASE, s_err, s_ref)
+            if scenario.crash:
+                canary.refused[active] += to_canary
+            else:
+                canary.add(rng, active, to_canary, scenario.canary, c_err, c_ref)
     return outcomes
 
 
-def _record(
-    outcome: Outcome, target: SimulatedTarget, result: CheckResult, now: float, answers: float
-) -> None:
-    outcome.final = target.ended or ""
-    outcome.seconds = now
-    outcome.canary_answers = float(answers)
-    outcome.step = result.step
-    if outcome.final == "rolled back":
-        timeout = any(r.startswith("still undecided") for r in result.reasons)
-        outcome.cause = "timeout" if timeout else "judge"
-        if result.verdict is not None:
-            critical = [m for m in result.verdict.metrics if m.critical]
-            outcome.failed = tuple(m.name for m in critical if m.verdict == "fail")
-            outcome.undecided = tuple(m.name for m in critical if m.verdict != "pass")
+def summary(scenario: str, rate: float, outcomes: list[Outcome]) -> dict[str, Any]:
+    """One row of the benchmark's JSON."""
+
+    def quantile(values: list[float], q: float) -> float | None:
+        return float(np.quantile(values, q)) if values else None
+
+    ended = [o for o in outcomes if o.final != "held"]
+    failed = [o.failed_requests for o in outcomes]
+    return {
+        "scenario": scenario,
+        "rate": round(rate, 3),
+        "rollouts": len(outcomes),
+        "promoted": sum(o.final == "promoted" for o in outcomes),
+        "rolled_back_judge": sum(o.cause == "judge" for o in outcomes),
+        "rolled_back_failsafe": sum(o.cause == "failsafe" for o in outcomes),
+        "held": sum(o.final == "held" for o in outcomes),
+        "failed_requests_median": quantile(failed, 0.5),
+        "failed_requests_p95": quantile(failed, 0.95),
+        "seconds_median": quantile([o.seconds for o in ended], 0.5),
+        "canary_answers_median": quantile([o.canary_answers for o in ended], 0.5),
+        "promoted_without_evidence": sum(
+            any("without evidence" in r for r in o.reasons) or False for o in outcomes
+        ),
+    }
 
 
-# --- reporting -------------------------------------------------------------------------------
+def _run(job: tuple[Path, str, float, int, int]) -> dict[str, Any]:
+    path, name, rate, rollouts, seed = job
+    outcomes = simulate(load_policy(path), SCENARIOS[name], rollouts=rollouts, rate=rate, seed=seed)
+    return summary(name, rate, outcomes)
 
 
-def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """95% Wilson interval of a proportion."""
-    if n == 0:
-        return math.nan, math.nan
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def share(hits: int, n: int) -> str:
-    """`p (CI low-high)` for a table cell."""
-    low, high = wilson(hits, n)
-    return f"{hits / n:.3f} ({low:.3f}-{high:.3f})"
-
-
-def median(values: Sequence[float]) -> str:
-    """The median, or `-` for none."""
-    return f"{float(np.median(values)):.0f}" if values else "-"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [
+            f"{v:.0f}"
+            if isinstance(v, float) and v >= 10
+            else f"{v:.3g}"
+            if isinstance(v, float)
+            else "-"
+            if v is None
+            else str(v)
+            for v in row.values()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def aa_table(runs: dict[float, list[Outcome]], policy: Policy) -> str:
-    """False rollbacks of identical versions, one column per traffic rate."""
-    critical = sum(m.critical for m in policy.metrics)
-    questions: list[tuple[str, Callable[[Outcome], bool]]] = [
-        ("judge as shipped: rolled back by the judge", lambda o: o.cause == "judge"),
-        (
-            f"judge as shipped: rolled back after max_step_seconds ({policy.max_step_seconds:g} s)"
-            " undecided",
-            lambda o: o.cause == "timeout",
-        ),
-        ("judge as shipped: all rollbacks", lambda o: o.final == "rolled back"),
-        (
-            "naive: fixed 95% z-test 'canary worse?' per critical metric, every interval",
-            lambda o: o.naive_at is not None,
-        ),
-        (
-            f"always-valid test, same question, alpha {policy.alpha:g}/{critical} per metric",
-            lambda o: o.sequential_at is not None,
-        ),
-    ]
-    rows = [
-        [label, *(share(sum(map(test, outcomes)), len(outcomes)) for outcomes in runs.values())]
-        for label, test in questions
-    ]
-    rows.append(
-        [
-            "promoted to 100%: median seconds from the first step",
-            *(
-                median([o.seconds for o in outcomes if o.final == "promoted"])
-                for outcomes in runs.values()
-            ),
-        ]
-    )
-    rows.append(
-        [
-            "timeouts: step, and critical metrics not yet passing",
-            *(_timeouts(outcomes) for outcomes in runs.values()),
-        ]
-    )
-    header = [
-        "A/A, checked every interval",
-        *(
-            f"{rate:.3g} answers/s ({rate * policy.interval_seconds:.0f} per interval)"
-            for rate in runs
-        ),
-    ]
-    return table(header, rows)
-
-
-def _timeouts(outcomes: list[Outcome]) -> str:
-    """Where the timed-out rollouts stood: steps, and the metrics still undecided."""
-    steps: dict[float, int] = {}
-    metrics: dict[str, int] = {}
-    for o in outcomes:
-        if o.cause == "timeout":
-            steps[o.step] = steps.get(o.step, 0) + 1
-            for metric in o.undecided:
-                metrics[metric] = metrics.get(metric, 0) + 1
-    if not steps:
-        return "-"
-    at = ", ".join(f"{n} at {step:g}%" for step, n in sorted(steps.items()))
-    return f"{at}; " + ", ".join(
-        f"{k} {v}" for k, v in sorted(metrics.items(), key=lambda kv: -kv[1])
-    )
-
-
-def power_row(name: str, outcomes: list[Outcome]) -> list[str]:
-    """One row of the power table."""
-    n = len(outcomes)
-    caught = [o for o in outcomes if o.cause == "judge"]
-    failed: dict[str, int] = {}
-    for o in caught:
-        for metric in o.failed:
-            failed[metric] = failed.get(metric, 0) + 1
-    named = ", ".join(f"{k} {v}" for k, v in sorted(failed.items(), key=lambda kv: -kv[1]))
-    return [
-        name,
-        share(len(caught), n),
-        str(sum(o.cause == "timeout" for o in outcomes)),
-        str(sum(o.final == "promoted" for o in outcomes)),
-        median([o.canary_answers for o in caught]),
-        median([o.seconds for o in caught]),
-        named or "-",
-    ]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print Markdown tables."""
+    """Run the benchmark, print a Markdown table and write the rows as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rollouts", type=int, default=1000, help="rollouts per scenario")
+    parser.add_argument("--rollouts", type=int, default=1000, help="rollouts per row")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     parser.add_argument(
-        "--rate",
-        type=float,
-        nargs="+",
-        default=[20.0, 200 / 30],
-        help="answers per second in total, one or more (default: 20 and 6.67)",
-    )
+        "--rate", type=float, nargs="+", default=[50.0, 20.0, 20 / 3, 1.0, 0.3],
+        help="answers per second in total, one or more",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scenario", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS),
+        help="scenarios to run (default: all)",
+    )  # fmt: skip
     parser.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="rollout policy")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    parser.add_argument("--workers", type=int, default=2, help="processes")
     args = parser.parse_args(argv)
-    policy = load_policy(args.policy)
-    rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
-    base = Behaviour()
-
-    def progress(what: str) -> None:
-        print(f"[{time.perf_counter() - started:5.0f} s] {what}", file=sys.stderr, flush=True)
-
-    print(
-        f"Policy {args.policy.name}: steps {'/'.join(f'{s:g}' for s in policy.steps)}, interval "
-        f"{policy.interval_seconds:g} s, min/max step {policy.min_step_seconds:g}/"
-        f"{policy.max_step_seconds:g} s, min_samples {policy.min_samples}, alpha {policy.alpha:g}. "
-        f"{args.rollouts} rollouts per scenario and rate, seed {args.seed}. Per answer: "
-        f"{base.errors:.0%} errors, {base.slow:.0%} slow, quality score mean {base.quality:.3f} "
-        f"({base.refusals:.0%} refusals at 0, {base.perfect:.0%} of the rest at 1), cost "
-        f"{base.cost:g} USD (log-normal, sigma {base.cost_spread:g}), {base.rated:.0%} rated "
-        f"with {base.down:.0%} down.\n"
-    )
-    aa: dict[float, list[Outcome]] = {}
-    for rate in args.rate:
-        progress(f"A/A at {rate:.3g} answers/s")
-        aa[rate] = simulate(policy, base, rollouts=args.rollouts, rate=rate, rng=rng, shadow=True)
-    print("#### (a) Identical versions (A/A): false rollback rate (95% CI)\n")
-    print(aa_table(aa, policy))
-    scenarios: list[tuple[str, Behaviour]] = [
-        ("10% errors (stable 1%)", Behaviour(errors=0.10)),
-        ("50% errors", Behaviour(errors=0.50)),
-        (
-            "quality 0.2 lower (47% refusals)",
-            Behaviour(refusals=1 - (base.quality - 0.2) / (base.quality / (1 - base.refusals))),
-        ),
-    ]
-    rows = []
-    for rate in args.rate:
-        for name, behaviour in scenarios:
-            progress(f"{name} at {rate:.3g} answers/s")
-            outcomes = simulate(policy, behaviour, rollouts=args.rollouts, rate=rate, rng=rng)
-            rows.append([f"{rate:.3g}", *power_row(name, outcomes)])
-    print(f"\n#### (b) Bad canaries, from the first step ({policy.steps[0]:g}%)\n")
-    print(
-        table(
-            [
-                "answers/s",
-                "canary",
-                "rolled back by the judge (95% CI)",
-                "timeouts",
-                "promoted",
-                "median canary answers",
-                "median seconds",
-                "failing metrics",
-            ],
-            rows,
+    jobs = [
+        (args.policy, name, rate, args.rollouts, args.seed + i)
+        for i, (name, rate) in enumerate(
+            (name, rate) for name in args.scenario for rate in args.rate
         )
-    )
-    progress("done")
+    ]
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = []
+        for row in pool.map(_run, jobs):
+            rows.append(row)
+            print(
+                f"[{time.perf_counter() - started:5.0f} s] {row['scenario']} at {row['rate']:g}",
+                file=sys.stderr, flush=True,
+            )  # fmt: skip
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

@@ -79,7 +79,12 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         state_file=state_file,
     )
 
+    shown: list[object] = []
+
     def progress(result: CheckResult) -> None:
+        if monitor.state.plan and monitor.state.step not in shown:  # at each step, once known
+            shown.append(monitor.state.step)
+            print(plan_text(monitor.state.rate, monitor.state.plan), file=sys.stderr, flush=True)
         elapsed = result.at - monitor.state.started_at
         action = f" -> {result.action}" if result.action else ""
         print(
@@ -107,6 +112,8 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         "checks": monitor.state.checks,
         "elapsed": f"{time.time() - monitor.state.started_at:.0f} s",
         "action": last.action if args.act else "none (analysis only)",
+        "plan": plan_text(monitor.state.rate, monitor.state.plan),
+        **{f"note {i + 1}": note for i, note in enumerate(monitor.state.notes)},
     }
     return cli.Outcome(
         status=status,
@@ -116,6 +123,9 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             "final": final,
             "last_check": last.to_dict(),
             "history": monitor.state.history,
+            "traffic": monitor.state.rate,
+            "plan": monitor.state.plan,
+            "notes": monitor.state.notes,
             "target": monitor.target.describe(),
         },
         text=text,
@@ -123,6 +133,18 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             "Canary analysis", status, last.reasons, verdict=last.verdict, facts=facts
         ),
     )
+
+
+def plan_text(rate: float | None, plan: list[dict[str, float]]) -> str:
+    """The rollout plan at the measured traffic, on one line."""
+    if not rate or not plan:
+        return "traffic not measured yet"
+    steps = "; ".join(
+        f"{p['step']:g}%: ~{p['samples']:.0f} canary answers in ~{p['seconds']:.0f} s"
+        for p in plan
+        if p["step"] < 100
+    )
+    return f"plan at {rate:.3g} answers/s: {steps}; then 100%"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

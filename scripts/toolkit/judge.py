@@ -1,31 +1,37 @@
 """The judge: compares canary with stable on every policy metric and decides.
 
-Per metric it estimates both arms' means, then asks two always-valid questions (see
-`stats.py`) at level alpha / k, k being the number of critical tests (Bonferroni, so the
-whole analysis keeps its false-rollback rate under alpha):
+Per critical metric, up to two tests at level alpha / k (k: the critical tests plus the sample
+ratio check; Bonferroni, so the whole analysis keeps its false-rollback rate under alpha):
 
-- relative: is the canary worse than stable by more than the margin? (`fail` when the whole
-  confidence sequence of the difference lies beyond the margin; `pass` when it lies within);
-- absolute: is the canary beyond its `limit`? (same reading on the canary's own interval).
+- margin: is the canary worse than stable by more than the margin? The normal-mixture
+  confidence sequence of the difference (`stats.py`), stratified by step: the arms are compared
+  within each step (a constant weight) and the steps combined, so an outage or the time of day
+  that hits both arms cancels out (cumulative totals across changing weights would not:
+  Simpson's paradox). `fail` when the whole sequence lies beyond the margin, `pass` within;
+- limit: is the canary's own mean beyond `limit`? An exact betting e-process (`eprocess.py`) on
+  this step's answers, valid from the first answer (no sample floor), cheap enough to run at
+  every fast check: a canary failing half its answers is caught after a handful. Each step
+  runs its own test at alpha / k / (steps below 100). When stable breaches the limit too over
+  the same step, the platform is degraded and rolling back would help nobody: the judge holds.
 
-Rates (errors, slow answers, ratings) are tested with the variance at the value under test
-(`stats.py`), so a canary with few events is not taken for certain. A margin relative to the
-stable mean (`max_relative_regression`) moves with the stable estimate, so its test also counts
-the stable arm's variance, (1 + r)² times; the reported interval is that wider one.
-
-A metric with fewer than `min_samples` observations in either arm is `insufficient` and
-decides nothing; a metric without data for an arm is `missing`. Decisions: `rollback` when a
-critical metric fails; `promote` when every critical metric passes; `hold` otherwise (so too
-little or missing data never promotes). Non-critical metrics are reported, never decisive.
+Sample ratio (with per-request assignment): did the canary get at least half its weight's share
+of this step's answers? A betting e-process too; far less (crashing, refusing connections,
+misrouted) rolls back. A margin test needs `min_samples` observations per arm (the normal
+approximation); the exact tests need none. Decisions: `rollback` when a critical metric fails;
+`promote` when every critical metric passes; `hold` otherwise (too little or missing data
+never promotes here: the monitor decides what a step does when its time is up).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import reduce
 from typing import Any, Literal
 
 from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin
+from scripts.toolkit.eprocess import log_evalue
 from scripts.toolkit.metrics import ArmData, Histogram, Observation, Ratio
 from scripts.toolkit.policy import MetricPolicy, Policy
 from scripts.toolkit.stats import (
@@ -33,12 +39,13 @@ from scripts.toolkit.stats import (
     compare,
     difference_log_lr,
     histogram_mean,
-    interval,
+    pooled_stable_mean,
     proportion,
 )
 
 Decision = Literal["promote", "rollback", "hold"]
-METHOD = "always-valid (mixture SPRT confidence sequence)"
+METHOD = "always-valid (mixture SPRT confidence sequence, stratified by step)"
+Stratum = tuple[ArmData, ArmData]  # (stable, canary) over one step
 
 
 def estimate(observation: Observation) -> Estimate:
@@ -48,6 +55,25 @@ def estimate(observation: Observation) -> Estimate:
     if not isinstance(observation, Histogram):
         raise TypeError(f"cannot estimate a {type(observation).__name__}")
     return histogram_mean(observation.bounds, observation.counts, observation.total)
+
+
+def limit_evidence(metric: MetricPolicy, observation: Observation, *, breach: bool = True) -> float:
+    """ln e-value that the arm's mean is beyond the metric's limit (`breach`), or within it."""
+    worse = metric.direction == "lower_is_better"
+    if isinstance(observation, Ratio):
+        points = [(1.0, observation.hits), (0.0, observation.total - observation.hits)]
+        low, high = 0.0, 1.0
+    elif not observation.bounds:
+        return 0.0  # nothing observed yet
+    else:
+        bounds = observation.bounds
+        finite = [b for b in bounds if math.isfinite(b)]
+        low, high = min(0.0, bounds[0]), finite[-1] if finite else 1.0
+        # For rejecting, each observation sits at its bucket's edge least favourable to it.
+        edges = zip((low, *bounds[:-1]), bounds, observation.counts, strict=True)
+        points = [(lo if worse == breach else up, n) for lo, up, n in edges]
+    null = metric.limit if metric.limit is not None else math.nan
+    return log_evalue(points, null=null, low=low, high=high, higher_is_worse=worse == breach)
 
 
 @dataclass
@@ -69,6 +95,26 @@ class MetricVerdict:
     statistic: float | None = None  # ln Λ against "worse by exactly the margin"
     threshold: float | None = None  # ln(1 / alpha_test): the statistic that means "worse"
     alpha: float | None = None
+    limit_evidence: float | None = None  # ln e-value: canary beyond the limit (this step)
+    limit_threshold: float | None = None
+    degraded: bool = False  # stable breaches the limit too: the platform, not the canary
+
+    def chart(self) -> dict[str, Any]:
+        """What a chart of the rollout draws per check: the difference's interval, the margin,
+        the canary's mean and its limit (None where not known)."""
+        e = self.effect
+        return json_ready(
+            {
+                "estimate": e.estimate if e else None,
+                "ci_low": e.low if e else None,
+                "ci_high": e.high if e else None,
+                "margin": self.margin,
+                "canary": self.canary_value,
+                "limit": self.limit,
+                "limit_evidence": self.limit_evidence,
+                "verdict": self.verdict,
+            }
+        )
 
 
 @dataclass
@@ -81,9 +127,10 @@ class Judgement:
 
     @property
     def no_harm(self) -> bool:
-        """Every critical metric has enough data and none is worse than allowed (some may not
-        yet be shown within their margins)."""
-        return all(m.verdict in ("pass", "inconclusive") for m in self.metrics if m.critical)
+        """No critical metric is missing, worse than allowed or hidden by a degraded platform
+        (some may have too few samples or not yet be shown within their margins)."""
+        bad = ("fail", "missing")
+        return not any(m.verdict in bad or m.degraded for m in self.metrics if m.critical)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (NaN and infinities as None)."""
@@ -92,87 +139,159 @@ class Judgement:
 
 
 def critical_tests(policy: Policy) -> int:
-    """How many tests can roll back (one per margin, one per limit, on critical metrics)."""
+    """How many tests can roll back: one per margin and one per limit on critical metrics, and
+    the sample ratio check."""
     count = sum(int(m.has_margin) + int(m.limit is not None) for m in policy.metrics if m.critical)
-    return max(count, 1)
+    return count + 1
+
+
+def _total(observations: Sequence[Observation]) -> Observation:
+    return reduce(lambda a, b: a.plus(b), observations)  # type: ignore[arg-type]
+
+
+def _limit_reading(
+    policy: Policy, metric: MetricPolicy, stable: Observation, canary: Observation, alpha: float
+) -> tuple[str | None, str | None, MetricVerdict]:
+    """(failure, unknown) of the exact limit test on this step, and its figures."""
+    result = MetricVerdict(metric.name, metric.critical, metric.direction, "pass", "")
+    if metric.limit is None:
+        return None, None, result
+    threshold = math.log(policy.judged_steps / alpha)
+    evidence = limit_evidence(metric, canary)
+    result.limit_evidence, result.limit_threshold = evidence, threshold
+    if evidence >= threshold and limit_evidence(metric, stable) >= threshold:
+        result.degraded = True
+        return None, f"the platform is degraded: stable breaches {metric.name} too", result
+    if evidence >= threshold:
+        word = "above" if metric.direction == "lower_is_better" else "below"
+        return f"{word} the limit {metric.limit:.4g}", None, result
+    if limit_evidence(metric, canary, breach=False) < threshold:
+        return None, f"not yet clear of the limit {metric.limit:.4g}", result
+    return None, None, result
 
 
 def judge_metric(
     policy: Policy,
     metric: MetricPolicy,
-    stable: Observation | None,
-    canary: Observation | None,
+    stable_now: Observation | None,
+    canary_now: Observation | None,
     *,
     alpha: float,
+    earlier: Sequence[tuple[Observation | None, Observation | None]] = (),
+    fast: bool = False,
 ) -> MetricVerdict:
-    """One metric's verdict."""
-    result = MetricVerdict(
-        name=metric.name,
-        critical=metric.critical,
-        direction=metric.direction,
-        verdict="missing",
-        reason="no data for one of the arms",
-        limit=metric.limit,
-        alpha=alpha,
-    )
-    if stable is None or canary is None:
+    """One metric's verdict on this step's data and the steps `earlier`. `fast`: only the exact
+    limit test (the checks between full judgements)."""
+    strata = [*earlier, (stable_now, canary_now)]
+    pairs = [(s, c) for s, c in strata if s is not None and c is not None]
+    if not pairs or stable_now is None or canary_now is None:
+        result = MetricVerdict(metric.name, metric.critical, metric.direction, "missing", "")
+        result.reason, result.limit, result.alpha = (
+            "no data for one of the arms",
+            metric.limit,
+            alpha,
+        )
         return result
-    s, c = estimate(stable), estimate(canary)
+    failure, waiting, result = _limit_reading(policy, metric, stable_now, canary_now, alpha)
+    failures, unknown = [failure] if failure else [], [waiting] if waiting else []
+    result.limit, result.alpha = metric.limit, alpha
+    estimates = [(estimate(s), estimate(c)) for s, c in pairs]
+    s, c = estimate(_total([p[0] for p in pairs])), estimate(_total([p[1] for p in pairs]))
     result.stable_value, result.canary_value = s.mean, c.mean
     result.stable_n, result.canary_n = s.n, c.n
     need = policy.samples_needed(metric)
-    if s.n < need or c.n < need:
+    allowed = margin(metric, pooled_stable_mean(estimates))
+    if fast or not metric.has_margin:
+        pass
+    elif s.n < need or c.n < need or allowed is None:
         short, have = ("canary", c.n) if c.n < need else ("stable", s.n)
-        result.verdict, result.reason = "insufficient", f"{short} has {have:.0f} of {need} samples"
-        return result
-    # A margin relative to the stable mean moves with the stable estimate: the test is then on
-    # canary - (1 ± r) · stable, whose variance carries the stable arm's share up to (1 + r)².
-    weight = (1 + (metric.max_relative_regression or 0.0)) ** 2
-    cmp = compare(s, c, tau=metric.tau, alpha=alpha, stable_weight=weight)
-    effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, c.n)
-    result.effect, result.threshold = effect, math.log(1 / alpha)
-    allowed = result.margin = margin(metric, s.mean)
-    failures, unknown = [], []
-    if allowed is not None:
-        sign = 1.0 if metric.direction == "lower_is_better" else -1.0
+        unknown.insert(0, f"{short} has {have:.0f} of {need} samples")
+        result.verdict = "insufficient"
+    else:
+        # A margin relative to the stable mean moves with the stable estimate: the test is then
+        # on canary - (1 ± r) · stable, whose variance carries stable's share up to (1 + r)².
+        weight = (1 + (metric.max_relative_regression or 0.0)) ** 2
+        *prior, (s_now, c_now) = estimates
+        cmp = compare(
+            s_now, c_now, tau=metric.tau, alpha=alpha, stable_weight=weight, earlier=prior
+        )
+        effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, c.n)
+        result.effect, result.threshold, result.margin = effect, math.log(1 / alpha), allowed
         result.statistic = difference_log_lr(
-            s, c, tau=metric.tau, null=sign * allowed, stable_weight=weight
+            s_now,
+            c_now,
+            tau=metric.tau,
+            null=(1.0 if metric.direction == "lower_is_better" else -1.0) * allowed,
+            stable_weight=weight,
+            earlier=prior,
         )
         reading = effect.read(metric.direction, allowed=allowed)
         if reading == "fail":
             failures.append(f"worse than stable by more than {allowed:.4g}")
         elif reading == "inconclusive":
             unknown.append("difference not yet within the margin")
-    if metric.limit is not None:
-        low, high = interval(c, tau=metric.tau, alpha=alpha)
-        own = Effect(c.mean, low, high, 1 - alpha, METHOD, c.n)
-        reading = own.read(metric.direction, beyond=metric.limit)
-        word = "above" if metric.direction == "lower_is_better" else "below"
-        if reading == "fail":
-            failures.append(f"{word} the limit {metric.limit:.4g}")
-        elif reading == "inconclusive":
-            unknown.append(f"not yet clear of the limit {metric.limit:.4g}")
     if failures:
         result.verdict, result.reason = "fail", "; ".join(failures)
-    elif unknown:
-        result.verdict, result.reason = "inconclusive", "; ".join(unknown)
+    elif unknown or fast:
+        if result.verdict != "insufficient":
+            result.verdict = "inconclusive"
+        result.reason = "; ".join(unknown) or "within the limit so far (fast check)"
     else:
         result.verdict, result.reason = "pass", "within the margin and the limit"
     return result
 
 
-def judge(policy: Policy, stable: ArmData, canary: ArmData) -> Judgement:
-    """Compare the arms on every policy metric and decide promote, rollback or hold."""
+def sample_ratio(policy: Policy, stable: ArmData, canary: ArmData, weight: float) -> str | None:
+    """Why the canary got far less than its share of this step's answers, if it did: the
+    e-value against "its share is at least half its weight" reached its threshold."""
+    name = policy.counted_by.name
+    if name not in stable or name not in canary or not 0 < weight < 1:
+        return None
+    n_s, n_c = (estimate(arm[name]).n for arm in (stable, canary))
+    threshold = math.log(policy.judged_steps * critical_tests(policy) / policy.alpha)
+    evidence = log_evalue(
+        [(1.0, n_s), (0.0, n_c)], null=1 - weight / 2, low=0.0, high=1.0, higher_is_worse=True
+    )
+    if evidence < threshold:
+        return None
+    return (
+        f"sample ratio: the canary served {n_c:.0f} of {n_s + n_c:.0f} answers at this step, "
+        f"far below its {weight:.0%} (crashing, refusing connections or misrouted)"
+    )
+
+
+def judge(
+    policy: Policy,
+    stable: ArmData,
+    canary: ArmData,
+    *,
+    earlier: Sequence[Stratum] = (),
+    weight: float | None = None,
+    fast: bool = False,
+) -> Judgement:
+    """Compare the arms on every policy metric and decide promote, rollback or hold. `stable`
+    and `canary` are the current step's data, `earlier` the steps before it; `weight` (the
+    canary's share, when answers are assigned per request) adds the sample ratio check; `fast`
+    runs only the exact tests."""
     alpha = policy.alpha / critical_tests(policy)
     verdicts = [
-        judge_metric(policy, m, stable.get(m.name), canary.get(m.name), alpha=alpha)
+        judge_metric(
+            policy,
+            m,
+            stable.get(m.name),
+            canary.get(m.name),
+            alpha=alpha,
+            earlier=[(s.get(m.name), c.get(m.name)) for s, c in earlier],
+            fast=fast,
+        )
         for m in policy.metrics
     ]
     critical = [v for v in verdicts if v.critical]
-    failed = [v for v in critical if v.verdict == "fail"]
-    if failed:
-        return Judgement("rollback", [f"{v.name}: {v.reason}" for v in failed], verdicts)
-    if all(v.verdict == "pass" for v in critical):
+    failed = [f"{v.name}: {v.reason}" for v in critical if v.verdict == "fail"]
+    ratio = sample_ratio(policy, stable, canary, weight) if weight is not None else None
+    if failed or ratio:
+        return Judgement("rollback", [*failed, *([ratio] if ratio else [])], verdicts)
+    if not fast and all(v.verdict == "pass" for v in critical):
         return Judgement("promote", ["every critical metric passed"], verdicts)
     waiting = [f"{v.name}: {v.reason}" for v in critical if v.verdict != "pass"]
     return Judgement("hold", waiting, verdicts)

@@ -1,17 +1,24 @@
 """Canary analysis over time: read metrics every interval, judge, and (when told) act.
 
 The monitor keeps a small state file so that an interrupted run can be started again and go on
-where it stopped: the rollout's start, the current step and when it began, when data was last
-read, and the decisions so far. Data are cumulative over the whole rollout, which the
-always-valid test allows; each step must still see `min_samples` new canary answers and last
-`min_step_seconds` before the canary moves on. Missing data never promotes: the monitor holds,
-and rolls back once data have been missing for `max_missing_seconds`; a step still undecided
-after `max_step_seconds` rolls back too.
+where it stopped: the rollout's start, the current step and the counts of both arms when each
+step began (the judge compares the arms within each step, `judge.py`), the measured traffic and
+the rollout plan it implies, and the checks so far (per critical metric the intervals a chart
+draws). During the first step it checks every `fast_interval_seconds` with the exact tests
+only, so a catastrophe is rolled back after a handful of answers; every `interval_seconds` it
+judges everything. An early step moves on when nothing is worse than allowed after
+`min_samples` new canary answers, or after `max_step_seconds` with fewer; the evidence step
+waits for a full pass up to `max_evidence_seconds`. A step whose time is up with no harm shown
+does what `on_insufficient_data` says (promote, recorded as such, or hold): too little data is
+never a reason to roll back. Reaching 100% after the evidence step finishes. Missing data never
+promotes: the monitor holds, and rolls back once data have been missing `max_missing_seconds`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,9 +27,10 @@ from typing import Any
 
 from contract.files import atomic_write
 from contract.tracks import Track
+from scripts.toolkit.analysis import margin
 from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
-from scripts.toolkit.judge import Decision, Judgement, estimate, judge
-from scripts.toolkit.metrics import MetricsUnavailable, ResumableSource
+from scripts.toolkit.judge import Decision, Judgement, Stratum, critical_tests, estimate, judge
+from scripts.toolkit.metrics import ArmData, MetricsUnavailable, ResumableSource, observation_from
 from scripts.toolkit.metrics.factory import SourceFactory
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.targets import RolloutOutcome, RolloutTarget
@@ -36,7 +44,14 @@ class RolloutState:
     started_at: float
     step: float
     step_started_at: float
-    step_baseline: dict[str, float] | None = None
+    # Both arms' counts when each step began (None: at the next reading): the judge's strata.
+    bounds: list[dict[str, dict[str, Any]] | None] = field(default_factory=list)
+    moved: bool = False  # this monitor set the current step (so 100% after evidence: finish)
+    judged_at: float | None = None  # the last full judgement (fast checks run in between)
+    traffic: list[float] | None = None  # [time, answers of both arms] at the first reading
+    rate: float | None = None  # answers per second, both arms, measured since then
+    plan: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the decision record must say
     last_data_at: float | None = None
     checks: int = 0
     final: RolloutOutcome | None = None
@@ -132,6 +147,7 @@ class Monitor:
                 step_started_at=now,
             )
         self.queries = [m.query() for m in policy.metrics]
+        self._reading: dict[str, dict[str, Any]] = {}  # this check's counts, as bounds keep them
         self.source = source(self.state.started_at)
         if isinstance(self.source, ResumableSource) and self.state.source_state is not None:
             try:
@@ -159,32 +175,28 @@ class Monitor:
             # A fresh rollout: the canary is deployed with no traffic; start the first step.
             self.target.set_percent(self.policy.steps[0])
             step = state.step = self.policy.steps[0]
-            state.step_started_at = now
+            state.step_started_at, state.bounds, state.moved = now, [None], True
         if step <= 0:
             raise ToolkitError(
                 "the canary serves no traffic; start it with `python -m scripts.promote --to next` "
                 "or run the monitor with --act."
             )
         if step != state.step:
-            # A step this monitor did not start (a fresh monitor on a canary moved by hand)
-            # counts every answer since the canary was deployed; a step it set, only new ones.
-            baseline: dict[str, float] | None = {} if state.step < 0 else None
-            state.step, state.step_started_at, state.step_baseline = step, now, baseline
+            # A step this monitor did not set: a fresh monitor counts every answer since the
+            # canary was deployed; a step moved by hand later starts at this reading.
+            state.bounds.append({} if state.step < 0 else None)
+            state.step, state.step_started_at, state.moved = step, now, False
         state.checks += 1
         in_step = now - state.step_started_at
         decision, reasons, verdict = self._decide(now, step, in_step)
-        if decision == "hold" and in_step > self.policy.max_step_seconds:
-            decision = "rollback"
-            reasons = [
-                f"still undecided after {in_step:.0f} s at {step:g}% "
-                f"(limit {self.policy.max_step_seconds:.0f} s)",
-                *reasons,
-            ]
         result = CheckResult(decision, reasons, step, in_step, verdict, at=now)
         if self.act:
             result.action = self._act(decision, step, now)
-        state.history.append({k: v for k, v in result.to_dict().items() if k != "verdict"})
-        del state.history[:-200]
+        entry = {k: v for k, v in result.to_dict().items() if k != "verdict"}
+        if verdict is not None:
+            entry["metrics"] = {m.name: m.chart() for m in verdict.metrics if m.critical}
+        state.history.append(entry)
+        del state.history[:-500]
         state.save(self.state_file)
         return result
 
@@ -211,23 +223,41 @@ class Monitor:
         state.last_data_at = now
         if isinstance(self.source, ResumableSource):
             state.source_state = self.source.export_state()
-        verdict = judge(self.policy, data[Track.STABLE], data[Track.CANARY])
+        arms = (data[Track.STABLE], data[Track.CANARY])
+        self._reading = {
+            a: {m: asdict(o) for m, o in d.items()} for a, d in zip("sc", arms, strict=True)
+        }
+        if state.bounds[-1] is None:
+            state.bounds[-1] = self._reading
+        self._measure(now, arms)
+        cuts = [{a: _parse(d) for a, d in (b or {}).items()} for b in state.bounds]
+        cuts.append({"s": arms[0], "c": arms[1]})
+        strata: list[Stratum] = [
+            (_since(now_["s"], then.get("s", {})), _since(now_["c"], then.get("c", {})))
+            for then, now_ in itertools.pairwise(cuts)
+        ]
+        # The sample ratio needs a reading of the step's start (not a canary found moved before
+        # this monitor, nor a first reading in which stable's series were not there yet).
+        per_request = self.policy.code_assignment == "request" and self.target.kind == "code"
+        per_request = per_request and _count(self.policy, cuts[-2].get("s", {})) > 0
+        full = state.judged_at is None or now - state.judged_at >= self.policy.interval_seconds
+        verdict = judge(
+            self.policy,
+            *strata[-1],
+            earlier=strata[:-1],
+            weight=step / 100 if per_request else None,
+            fast=not full,
+        )
+        if step >= 100 and state.moved:  # the verdict is for the record: stable has no traffic
+            reached = f"reached 100% after the {self.policy.evidence_step:g}% step"
+            return "promote", [reached], verdict
+        if verdict.decision == "rollback" or not full:
+            return verdict.decision, list(verdict.reasons), verdict
+        state.judged_at = now
+        self._plan(arms[0])
         if step >= 100 and verdict.decision == "hold":
             self._stuck_at_full(verdict)
-        decision, reasons = verdict.decision, list(verdict.reasons)
-        counts = {m: estimate(o).n for m, o in data[Track.CANARY].items()}
-        if state.step_baseline is None:
-            state.step_baseline = counts
-        if decision == "hold" and verdict.no_harm and not self.policy.needs_evidence(step):
-            # Fail fast, promote on evidence: early steps move on when nothing is worse than
-            # allowed; the full pass is asked where the canary has the data for it.
-            decision = "promote"
-            reasons = [
-                "no critical metric worse than allowed (a full pass is required "
-                f"from {self.policy.evidence_step:g}%)"
-            ]
-        if decision == "promote":
-            decision, reasons = self._gate_step(counts, in_step, reasons)
+        decision, reasons = self._gate(verdict, step, in_step, _count(self.policy, strata[-1][1]))
         return decision, reasons, verdict
 
     def _stuck_at_full(self, verdict: Judgement) -> None:
@@ -243,26 +273,84 @@ class Monitor:
                 exit_code=EXIT_INCONCLUSIVE,
             )
 
-    def _gate_step(
-        self, counts: dict[str, float], in_step: float, reasons: list[str]
+    def _gate(
+        self, verdict: Judgement, step: float, in_step: float, new: float
     ) -> tuple[Decision, list[str]]:
-        """Promotion also needs enough new canary answers and time at this step."""
-        baseline = self.state.step_baseline or {}
-        short = []
-        for metric in self.policy.metrics:
-            if not metric.critical:
-                continue
-            new = counts.get(metric.name, 0.0) - baseline.get(metric.name, 0.0)
-            need = self.policy.samples_needed(metric)
-            if new < need:
-                short.append(f"{metric.name}: {new:.0f} of {need} new canary samples at this step")
-        if short:
-            return "hold", short
-        if in_step < self.policy.min_step_seconds:
-            return "hold", [
-                f"at this step for {in_step:.0f} s of {self.policy.min_step_seconds:.0f} s"
+        """What the step does with a full judgement that rolls nothing back: `new` canary
+        answers at this step, `in_step` seconds."""
+        policy = self.policy
+        evidence = policy.needs_evidence(step)
+        early = verdict.no_harm and not evidence and new >= policy.min_samples
+        if verdict.decision == "promote" or early:
+            if in_step < policy.min_step_seconds:
+                return "hold", [
+                    f"at this step for {in_step:.0f} s of {policy.min_step_seconds:.0f} s"
+                ]
+            if verdict.decision == "promote":
+                return "promote", list(verdict.reasons)
+            return "promote", [
+                f"no critical metric worse than allowed in {new:.0f} canary answers (a full pass "
+                f"is required from {policy.evidence_step:g}%)"
             ]
-        return "promote", reasons
+        limit = policy.evidence_seconds if evidence else policy.max_step_seconds
+        if not verdict.no_harm or in_step < limit:
+            return "hold", list(verdict.reasons)
+        shown = f"no harm shown in {new:.0f} canary answers over {in_step:.0f} s"
+        note = (
+            f"{step:g}%: promoted without evidence of non-inferiority: {shown}"
+            if evidence
+            else f"{step:g}%: moved on with fewer than {policy.min_samples} canary answers: {shown}"
+        )
+        if policy.on_insufficient_data == "hold":
+            return "hold", [f"{note}; holding (on_insufficient_data: hold): decide by hand"]
+        if self.act:
+            self.state.notes.append(note)
+        return "promote", [note]
+
+    def _measure(self, now: float, arms: tuple[ArmData, ArmData]) -> None:
+        """The traffic, answers per second of both arms, since the first reading."""
+        answers = _count(self.policy, arms[0]) + _count(self.policy, arms[1])
+        state = self.state
+        if state.traffic is None:
+            state.traffic = [now, answers]
+        elif now > state.traffic[0]:
+            state.rate = (answers - state.traffic[1]) / (now - state.traffic[0])
+
+    def _plan(self, stable: ArmData) -> None:
+        """Per step at the measured traffic: canary answers per second, the answers the step
+        waits for (its `min_samples`, or at the evidence step about what a full pass takes at
+        stable's spread) and the seconds that takes within the step's limits."""
+        policy, rate = self.policy, self.state.rate
+        if not rate or rate <= 0:
+            return
+        alpha = policy.alpha / critical_tests(policy)
+        plan = []
+        for step in policy.steps:
+            share = min(step, 99.0) / 100
+            need, cap = float(policy.min_samples), policy.max_step_seconds
+            if policy.needs_evidence(step):
+                cap = policy.evidence_seconds
+                for metric in policy.metrics:
+                    if metric.critical and metric.name in stable:
+                        e = estimate(stable[metric.name])
+                        allowed = margin(metric, e.mean) or math.inf
+                        # a pass needs the interval's radius under about 0.7 of the margin
+                        variance = (0.7 * allowed) ** 2 / (2 * math.log(1 / alpha) + 2)
+                        need = max(need, e.variance * e.n / ((1 - share) * variance))
+            seconds = (
+                0.0
+                if step >= 100
+                else min(max(need / (rate * share), policy.min_step_seconds), cap)
+            )
+            plan.append(
+                {
+                    "step": step,
+                    "canary_per_second": rate * step / 100,
+                    "samples": rate * share * seconds,
+                    "seconds": seconds,
+                }
+            )
+        self.state.plan = plan
 
     def _act(self, decision: Decision, step: float, now: float) -> str | None:
         state = self.state
@@ -278,8 +366,14 @@ class Monitor:
             return state.final.value
         following = self.policy.next_step(step)
         self.target.set_percent(following)
-        state.step, state.step_started_at, state.step_baseline = following, now, None
+        state.step, state.step_started_at, state.moved = following, now, True
+        state.bounds.append(self._reading)
         return f"stepped to {following:g}%"
+
+    def next_interval(self) -> float:
+        """Seconds to the next check: fast during the first step."""
+        first = self.state.step == self.policy.steps[0]
+        return self.policy.fast_interval if first else self.policy.interval_seconds
 
     def run(
         self,
@@ -299,6 +393,21 @@ class Monitor:
                 return result
             if not self.act and result.decision != "hold":
                 return result
-            if deadline is not None and self.clock() + self.policy.interval_seconds > deadline:
+            if deadline is not None and self.clock() + self.next_interval() > deadline:
                 return result
-            self.sleep(self.policy.interval_seconds)
+            self.sleep(self.next_interval())
+
+
+def _parse(arm: dict[str, Any]) -> ArmData:
+    return {m: observation_from(o) for m, o in arm.items()}
+
+
+def _since(now: ArmData, then: ArmData) -> ArmData:
+    """What each metric counted since `then` (all of it when `then` has no count for it)."""
+    return {m: o.minus(then[m]) if m in then else o for m, o in now.items()}  # type: ignore[arg-type]
+
+
+def _count(policy: Policy, arm: ArmData) -> float:
+    """An arm's answers, by the policy's traffic metric (0 when not read)."""
+    observation = arm.get(policy.counted_by.name)
+    return 0.0 if observation is None else estimate(observation).n

@@ -142,6 +142,11 @@ class Policy(BaseModel):
     max_missing_seconds: float = Field(gt=0)
     min_samples: int = Field(ge=1)
     evidence_from_step: float | None = None
+    fast_interval_seconds: float | None = Field(default=None, gt=0)
+    max_evidence_seconds: float | None = Field(default=None, gt=0)
+    on_insufficient_data: Literal["promote", "hold"] = "promote"
+    code_assignment: Literal["request", "user"] = "request"
+    traffic_metric: str | None = None
     metrics: list[Annotated[MetricPolicy, AfterValidator(_judged)]] = Field(min_length=1)
     evaluation: EvaluationPolicy | None = None
     experiment: ExperimentPolicy | None = None
@@ -163,6 +168,10 @@ class Policy(BaseModel):
             raise ValueError("max_step_seconds must be at least min_step_seconds")
         if self.evidence_from_step is not None and self.evidence_from_step not in self.steps:
             raise ValueError("evidence_from_step must be one of the steps")
+        if self.evidence_seconds < self.min_step_seconds:
+            raise ValueError("max_evidence_seconds must be at least min_step_seconds")
+        if self.traffic_metric is not None and self.traffic_metric not in self.measures():
+            raise ValueError("traffic_metric must name one of the rollout metrics")
         extra = self.experiment.metrics if self.experiment else []
         if len({m.name for m in [*self.metrics, *extra]}) != len(self.metrics) + len(extra):
             raise ValueError("metric names must be unique")
@@ -223,6 +232,27 @@ class Policy(BaseModel):
         """Whether leaving `step` needs a full pass (see `evidence_step`)."""
         return self.evidence_step <= step < 100
 
+    @property
+    def fast_interval(self) -> float:
+        """Seconds between checks during the first step, where the exact tests catch a
+        catastrophe while few users see it (never longer than `interval_seconds`)."""
+        return min(self.fast_interval_seconds or self.interval_seconds, self.interval_seconds)
+
+    @property
+    def evidence_seconds(self) -> float:
+        """How long the evidence step may wait for its full pass before `on_insufficient_data`."""
+        return self.max_evidence_seconds or self.max_step_seconds
+
+    @property
+    def counted_by(self) -> MetricPolicy:
+        """The metric whose count is an arm's answers (traffic, plan, sample ratio)."""
+        return self.measures()[self.traffic_metric or self.metrics[0].name]
+
+    @property
+    def judged_steps(self) -> int:
+        """Steps below 100: each runs its own exact tests, so their alpha is split over them."""
+        return max(1, sum(s < 100 for s in self.steps))
+
     def samples_needed(self, metric: MetricPolicy) -> int:
         """Observations each arm needs before this metric may decide anything."""
         return metric.min_samples or self.min_samples
@@ -245,6 +275,8 @@ def load_policy(path: Path, **overrides: Any) -> Policy:
         raise ToolkitError(f"{path}: not valid YAML{where}.") from exc
     if not isinstance(data, dict):
         raise ToolkitError(f"{path}: expected a mapping of fields at the top level.")
+    if isinstance(extends := data.pop("extends", None), str):  # a profile: a base, then changes
+        data = {**load_policy(path.parent / extends).model_dump(exclude_unset=True), **data}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Policy.model_validate(data)

@@ -32,7 +32,7 @@ no estimate is ever certain.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Keeps a variance away from zero when an arm has seen no event yet (0 errors of 300).
@@ -229,22 +229,61 @@ def _score_interval(
     return ends[0], ends[1]
 
 
+Strata = Sequence[tuple[Estimate, Estimate]]
+
+
+def _pool(
+    strata: Strata, stable_weight: float
+) -> tuple[float, float, Callable[[float | None], float], float]:
+    """Per-stratum differences combined with fixed weights w_s ∝ n_stable n_canary / (n_stable +
+    n_canary) (counts only, so the weights carry no information about the effect):
+    (d̂ = Σ w_s d̂_s, the stable mean Σ w_s s̄_s, V(null) = Σ w_s² V_s(null), the largest V).
+    Arms compared within each stratum (a step of the rollout) are compared at the same times,
+    so a change over time that hits both arms (an outage, the time of day) cancels out."""
+    used = [(s, c, s.n * c.n / (s.n + c.n)) for s, c in strata if s.n > 0 and c.n > 0]
+    total = sum(w for _, _, w in used)
+    if not used:
+        return math.nan, math.nan, lambda _null: math.inf, math.inf
+    parts = [(s, c, w / total) for s, c, w in used]
+
+    def variance(null: float | None) -> float:
+        return sum(
+            w * w * difference_variance(s, c, null=null, stable_weight=stable_weight)
+            for s, c, w in parts
+        )
+
+    return (
+        sum(w * (c.mean - s.mean) for s, c, w in parts),
+        sum(w * s.mean for s, _, w in parts),
+        variance,
+        sum(w * w * (stable_weight * 0.25 / s.n + 0.25 / c.n) for s, c, w in parts),
+    )
+
+
+def pooled_stable_mean(strata: Strata) -> float:
+    """Stable's mean weighted as the strata are in a comparison (what a relative margin scales)."""
+    return _pool(strata, 1.0)[1]
+
+
 def compare(
-    stable: Estimate, canary: Estimate, *, tau: float, alpha: float, stable_weight: float = 1.0
+    stable: Estimate,
+    canary: Estimate,
+    *,
+    tau: float,
+    alpha: float,
+    stable_weight: float = 1.0,
+    earlier: Strata = (),
 ) -> Comparison:
-    """The difference canary - stable and its (1 - alpha) confidence sequence. For two rates,
-    each candidate difference is tested with the variance under it (see the module text)."""
-    diff = canary.mean - stable.mean
-    variance = difference_variance(stable, canary, stable_weight=stable_weight)
+    """The difference canary - stable and its (1 - alpha) confidence sequence, stratified over
+    `earlier` (stable, canary) strata when given. For rates, each candidate difference is tested
+    with the variance under it (see the module text)."""
+    strata = [*earlier, (stable, canary)]
+    diff, _, variance_at, largest = _pool(strata, stable_weight)
+    variance = variance_at(None)
     z = diff / math.sqrt(variance) if math.isfinite(variance) and variance > 0 else 0.0
-    if stable.bernoulli and canary.bernoulli and math.isfinite(diff):
+    if all(s.bernoulli and c.bernoulli for s, c in strata) and math.isfinite(diff):
         low, high = _score_interval(
-            diff,
-            _null_variance(stable, canary, stable_weight),
-            largest=stable_weight * 0.25 / stable.n + 0.25 / canary.n,
-            edges=(-1.0, 1.0),
-            tau=tau,
-            alpha=alpha,
+            diff, variance_at, largest=largest, edges=(-1.0, 1.0), tau=tau, alpha=alpha
         )
         return Comparison(diff=diff, variance=variance, low=low, high=high, z=z)
     radius = cs_radius(variance, tau, alpha)
@@ -252,11 +291,18 @@ def compare(
 
 
 def difference_log_lr(
-    stable: Estimate, canary: Estimate, *, tau: float, null: float, stable_weight: float = 1.0
+    stable: Estimate,
+    canary: Estimate,
+    *,
+    tau: float,
+    null: float,
+    stable_weight: float = 1.0,
+    earlier: Strata = (),
 ) -> float:
-    """ln Λ(null) for canary - stable: the evidence against "the difference is `null`"."""
-    variance = difference_variance(stable, canary, null=null, stable_weight=stable_weight)
-    return log_mixture_lr(canary.mean - stable.mean, variance, tau, null=null)
+    """ln Λ(null) for canary - stable (stratified as `compare`): the evidence against "the
+    difference is `null`"."""
+    diff, _, variance_at, _ = _pool([*earlier, (stable, canary)], stable_weight)
+    return log_mixture_lr(diff, variance_at(null), tau, null=null)
 
 
 def interval(estimate: Estimate, *, tau: float, alpha: float) -> tuple[float, float]:

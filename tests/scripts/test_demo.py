@@ -33,7 +33,8 @@ def test_the_demo_promotes_one_canary_and_rolls_back_two(
     assert out["data"]["seconds"] < 300
     report = (tmp_path / "demo-report.md").read_text(encoding="utf-8")
     assert report.count("| metric | stable | canary |") == 3
-    assert "error_rate: worse than stable" in report
-    assert "quality_score: worse than stable" in report
+    # Rolled back on the failing metric: its own limit (the exact fast test) or the margin.
+    assert "error_rate: above the limit" in report or "error_rate: worse than stable" in report
+    assert "quality_score: below the limit" in report or "quality_score: worse than" in report
     # Everything the demo started is stopped: `down` leaves no platform state behind.
     assert not StateStore(state_dir).exists()

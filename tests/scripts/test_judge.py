@@ -87,7 +87,7 @@ def test_identical_arms_with_too_few_answers_hold_as_insufficient(
     for name in CRITICAL:
         assert metrics[name].verdict == "insufficient"
         assert metrics[name].effect is None  # nothing estimated, nothing claimed
-    assert metrics["error_rate"].reason == f"canary has {canary_n} of 200 samples"
+    assert metrics["error_rate"].reason.startswith(f"canary has {canary_n} of 200 samples")
     assert any(r.startswith("error_rate: canary has") for r in verdict.reasons)
 
 
@@ -171,25 +171,36 @@ def test_a_canary_with_lower_quality_rolls_back_naming_quality_score(policy: Pol
     assert [r.split(":")[0] for r in verdict.reasons] == ["quality_score"]
 
 
-def test_a_canary_beyond_the_limit_rolls_back_even_when_stable_is_as_bad(policy: Policy) -> None:
-    """8% errors on the canary, 7% on stable: within the 2-point margin of stable, but beyond
-    the 5% limit. The limit alone decides."""
-    verdict = judge(policy, arm(16_000, errors=0.07), arm(4000, errors=0.08))
+def test_a_canary_beyond_the_limit_rolls_back_while_stable_is_within_it(policy: Policy) -> None:
+    """8% errors on the canary, 3% on stable: the limit (5%) decides, whatever the margin."""
+    verdict = judge(policy, arm(16_000, errors=0.03), arm(4000, errors=0.08))
     assert verdict.decision == "rollback"
     error_rate = by_name(verdict)["error_rate"]
     assert error_rate.verdict == "fail"
-    assert error_rate.reason == "above the limit 0.05"
-    assert error_rate.margin is not None and effect_of(error_rate).low < error_rate.margin
+    assert error_rate.reason.startswith("above the limit 0.05")
+
+
+def test_when_stable_breaches_the_limit_too_the_platform_is_degraded_and_the_judge_holds(
+    policy: Policy,
+) -> None:
+    """8% errors on the canary, 7% on stable: within the margin, both beyond the limit. Rolling
+    back would help nobody: hold, and say why."""
+    verdict = judge(policy, arm(16_000, errors=0.07), arm(4000, errors=0.08))
+    assert verdict.decision == "hold"
+    error_rate = by_name(verdict)["error_rate"]
+    assert error_rate.degraded and not verdict.no_harm
+    assert "the platform is degraded: stable breaches error_rate too" in error_rate.reason
 
 
 def test_a_quality_limit_below_which_the_canary_fails(policy: Policy) -> None:
     """higher_is_better limits read the other way: a canary scoring 0.40 on average is below
-    the 0.5 floor even though stable (0.42) is as bad."""
-    stable = arm(16_000, refusals=1 - 0.42 / 0.9)
+    the 0.5 floor; with stable as low, the platform is degraded."""
     canary = arm(4000, refusals=1 - 0.40 / 0.9)
-    quality = by_name(judge(policy, stable, canary))["quality_score"]
+    quality = by_name(judge(policy, arm(16_000), canary))["quality_score"]
     assert quality.verdict == "fail"
-    assert quality.reason == "below the limit 0.5"
+    assert quality.reason.startswith("below the limit 0.5")
+    both = by_name(judge(policy, arm(16_000, refusals=1 - 0.42 / 0.9), canary))["quality_score"]
+    assert both.degraded and both.verdict == "inconclusive"
 
 
 def test_a_failing_advisory_metric_never_rolls_back(policy: Policy) -> None:
@@ -254,16 +265,17 @@ def test_an_arm_that_saw_nothing_is_insufficient_and_serialises(policy: Policy) 
 
 def test_decision_record_fields(policy: Policy) -> None:
     verdict = judge(policy, arm(19 * 1000), arm(1000, errors=0.10))
-    assert critical_tests(policy) == 5  # error margin + limit, slow margin, quality margin + limit
+    # error margin + limit, slow margin, quality margin + limit, and the sample ratio
+    assert critical_tests(policy) == 6
     record = verdict.to_dict()
     assert json.loads(json.dumps(record, allow_nan=False)) == record
     assert record["decision"] == "rollback"
     for metric in record["metrics"]:
-        assert metric["alpha"] == pytest.approx(policy.alpha / 5)
-        assert metric["threshold"] == pytest.approx(math.log(5 / policy.alpha))
+        assert metric["alpha"] == pytest.approx(policy.alpha / 6)
+        assert metric["threshold"] == pytest.approx(math.log(6 / policy.alpha))
         effect = metric["effect"]
         assert effect["ci_low"] <= effect["estimate"] <= effect["ci_high"]
-        assert effect["level"] == pytest.approx(1 - policy.alpha / 5)
+        assert effect["level"] == pytest.approx(1 - policy.alpha / 6)
         assert metric["stable_n"] > 0 and metric["canary_n"] > 0
     error_rate = next(m for m in record["metrics"] if m["name"] == "error_rate")
     assert error_rate["effect"]["estimate"] == pytest.approx(0.09)
@@ -293,8 +305,8 @@ def test_alpha_is_split_over_the_critical_tests_only(policy: Policy) -> None:
     for metric in data["metrics"]:
         if metric["name"] == "cost_per_answer":
             metric["critical"] = True
-    assert critical_tests(Policy.model_validate(data)) == 6
-    assert judge(policy, arm(9000), arm(1000)).metrics[0].alpha == pytest.approx(0.01)
+    assert critical_tests(Policy.model_validate(data)) == 7
+    assert judge(policy, arm(9000), arm(1000)).metrics[0].alpha == pytest.approx(0.05 / 6)
 
 
 # --- relative margins -----------------------------------------------------------------------

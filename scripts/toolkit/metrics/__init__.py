@@ -16,7 +16,14 @@ own labels (`track="canary"`, or `prompt_version="v2"`) are added to it.
 from __future__ import annotations
 
 from scripts.toolkit.metrics.exposition import observe, parse_exposition
-from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, Ratio, ratio
+from scripts.toolkit.metrics.observations import (
+    ArmData,
+    Histogram,
+    Observation,
+    Ratio,
+    observation_from,
+    ratio,
+)
 from scripts.toolkit.metrics.promql import PrometheusSource
 from scripts.toolkit.metrics.scrape import ScrapeSource
 from scripts.toolkit.metrics.selectors import Selector
@@ -41,6 +48,7 @@ __all__ = [
     "ResumableSource",
     "ScrapeSource",
     "Selector",
+    "observation_from",
     "observe",
     "parse_exposition",
     "ratio",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,10 @@ def ratio(total: float, part: float, *, is_good: bool) -> Ratio:
     increase() extrapolates each series on its own, so total - good can come out negative."""
     hits = total - part if is_good else part
     return Ratio(min(max(hits, 0.0), max(total, 0.0)), max(total, 0.0))
+
+
+def observation_from(data: dict[str, Any]) -> Observation:
+    """An observation from its `dataclasses.asdict` form (as a monitor's state file keeps it)."""
+    if "bounds" in data:
+        return Histogram(tuple(data["bounds"]), tuple(data["counts"]), data["total"])
+    return Ratio(data["hits"], data["total"])
