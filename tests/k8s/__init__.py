@@ -1,0 +1,1 @@
+"""Tests of the container image, docker-compose.yml and the Kubernetes manifests in k8s/."""
