@@ -315,3 +315,27 @@ def test_the_experiment_options_replace_the_policys_choice() -> None:
         policy.experiment_with(primary=None, guardrails=["speed"])
     with pytest.raises(ToolkitError, match="no `experiment:` section"):
         example_policy(experiment=None).experiment_with(primary=None, guardrails=None)
+
+
+def test_the_low_traffic_profile_extends_the_default_and_is_consistent() -> None:
+    base = load_policy(DEFAULT_POLICY)
+    profile = load_policy(DEFAULT_POLICY.parent / "profiles" / "low-traffic.yaml")
+    assert profile.name == "low-traffic"
+    assert [m.name for m in profile.metrics] == [m.name for m in base.metrics]
+    assert profile.steps[-1] == 100 and profile.evidence_seconds >= profile.min_step_seconds
+    assert profile.fast_interval <= profile.interval_seconds
+    assert profile.counted_by.kind == "ratio"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_evidence_seconds": 1, "min_step_seconds": 10}, "max_evidence_seconds"),
+        ({"traffic_metric": "nope"}, "traffic_metric"),
+        ({"on_insufficient_data": "rollback"}, "on_insufficient_data"),
+        ({"code_assignment": "session"}, "code_assignment"),
+    ],
+)
+def test_the_traffic_settings_are_validated(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ToolkitError, match=message):
+        load_policy(DEFAULT_POLICY, **change)
