@@ -12,7 +12,7 @@ import json
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +36,7 @@ class RoutingTable:
     weights: Mapping[str, float]
     revision: int = 0
     ranges: tuple[tuple[int, str], ...] = field(default=(), repr=False, compare=False)
+    per_request: bool = False  # each request by chance (policy `code_assignment: request`)
 
     @classmethod
     def build(
@@ -79,7 +80,8 @@ class RoutingTable:
         if not isinstance(backends, dict) or not isinstance(weights, dict):
             raise RoutingError("The body needs 'backends' and 'weights' objects.")
         revision = data.get("revision", 0)
-        return cls.build(backends, weights, revision if isinstance(revision, int) else 0)
+        table = cls.build(backends, weights, revision if isinstance(revision, int) else 0)
+        return replace(table, per_request=data.get("per_request") is True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as GET /-/routes returns and the state file stores it."""
@@ -87,11 +89,12 @@ class RoutingTable:
             "backends": dict(self.backends),
             "weights": dict(self.weights),
             "revision": self.revision,
+            "per_request": self.per_request,
         }
 
     def choose(self, unit_id: str) -> str | None:
         """The track that serves `unit_id` (None when no track has weight)."""
-        b = bucket(unit_id, SALT)
+        b = bucket(secrets.token_hex(8) if self.per_request else unit_id, SALT)
         for upper, track in self.ranges:
             if b < upper:
                 return track
@@ -117,11 +120,12 @@ class RoutingTable:
     ) -> RoutingTable:
         """A validated copy with new backends and/or weights (same revision: the router
         assigns the next one when it accepts the table)."""
-        return RoutingTable.build(
+        table = RoutingTable.build(
             self.backends if backends is None else backends,
             self.weights if weights is None else weights,
             self.revision,
         )
+        return replace(table, per_request=self.per_request)
 
 
 def _ranges(weights: Mapping[str, float]) -> tuple[tuple[int, str], ...]:
