@@ -124,7 +124,7 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
+def image() -> Iterator[str]:
     require_tools()
     WORK.mkdir(parents=True, exist_ok=True)
     sha = (
@@ -137,13 +137,14 @@ def image() -> str:
         ).stdout.strip()
         or "unknown"
     )
+    base = base_image()
     started = time.monotonic()
     buildah(
         "bud",
         "--isolation",
         "chroot",
         "--build-arg",
-        f"BASE_IMAGE={base_image()}",
+        f"BASE_IMAGE={base}",
         "--build-arg",
         f"GIT_SHA={sha}",
         "-t",
@@ -154,7 +155,10 @@ def image() -> str:
         timeout=900,
     )
     print(f"image built in {time.monotonic() - started:.0f} s")
-    return IMAGE
+    yield IMAGE
+    # vfs storage keeps whole copies: drop this build (the cached base image stays).
+    buildah("rmi", "-f", IMAGE, check=False)
+    buildah("rmi", "--prune", check=False)
 
 
 @contextlib.contextmanager
