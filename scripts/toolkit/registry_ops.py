@@ -107,7 +107,7 @@ def add_version(registry_dir: Path, prompt: str, source: Path) -> Path:
     with writing(registry_dir):
         atomic_write(target, source.read_text(encoding="utf-8"))
         _update(target, status="retired", traffic_percentage=0.0)
-    _verified(registry_dir, prompt)
+    rollout_state(registry_dir, prompt)  # what was written must load
     return target
 
 
@@ -141,6 +141,27 @@ def add_model_version(registry_dir: Path, source: Path) -> Path:
     return target
 
 
+def _registered(registry_dir: Path, prompt: str, version: str, example: str = "") -> None:
+    if not _path(registry_dir, prompt, version).is_file():
+        raise ToolkitError(
+            f"{prompt} {version} is not registered in {registry_dir}; register its file with "
+            f"`{ADD_COMMAND} <file>`{example}."
+        )
+
+
+def _change(registry_dir: Path, prompt: str, changes: dict[str, dict[str, Any]]) -> PromptRollout:
+    """Set each version's fields under the `.writing` lock, in order, then read the result back
+    through the service's own loader: what was written must be a valid registry."""
+    with writing(registry_dir):
+        for version, fields in changes.items():
+            _update(_path(registry_dir, prompt, version), **fields)
+    return rollout_state(registry_dir, prompt)
+
+
+RETIRED: dict[str, Any] = {"status": "retired", "traffic_percentage": 0.0}
+PRODUCTION: dict[str, Any] = {"status": "production", "traffic_percentage": 0.0}
+
+
 def start_canary(registry_dir: Path, prompt: str, version: str, percentage: float) -> PromptRollout:
     """Make `version` the canary of `prompt` at `percentage` (it must exist in the registry)."""
     current = rollout_state(registry_dir, prompt)
@@ -150,15 +171,10 @@ def start_canary(registry_dir: Path, prompt: str, version: str, percentage: floa
         raise ToolkitError(
             f"{prompt} already has canary {current.canary}; promote or roll it back first."
         )
-    path = _path(registry_dir, prompt, version)
-    if not path.is_file():
-        raise ToolkitError(
-            f"{prompt} {version} is not registered in {registry_dir}; register its file with "
-            f"`{ADD_COMMAND} <file>` (e.g. examples/prompts/{prompt}/{version}.yaml)."
-        )
-    with writing(registry_dir):
-        _update(path, status="canary", traffic_percentage=float(percentage))
-    return _verified(registry_dir, prompt)
+    example = f" (e.g. examples/prompts/{prompt}/{version}.yaml)"
+    _registered(registry_dir, prompt, version, example)
+    fields = {"status": "canary", "traffic_percentage": float(percentage)}
+    return _change(registry_dir, prompt, {version: fields})
 
 
 def set_canary_percentage(registry_dir: Path, prompt: str, percentage: float) -> PromptRollout:
@@ -166,9 +182,9 @@ def set_canary_percentage(registry_dir: Path, prompt: str, percentage: float) ->
     current = rollout_state(registry_dir, prompt)
     if current.canary is None:
         raise ToolkitError(f"{prompt} has no canary version to change.")
-    with writing(registry_dir):
-        _update(_path(registry_dir, prompt, current.canary), traffic_percentage=float(percentage))
-    return _verified(registry_dir, prompt)
+    return _change(
+        registry_dir, prompt, {current.canary: {"traffic_percentage": float(percentage)}}
+    )
 
 
 def promote(registry_dir: Path, prompt: str) -> PromptRollout:
@@ -177,16 +193,7 @@ def promote(registry_dir: Path, prompt: str) -> PromptRollout:
     current = rollout_state(registry_dir, prompt)
     if current.canary is None:
         return current
-    with writing(registry_dir):
-        _update(
-            _path(registry_dir, prompt, current.production),
-            status="retired",
-            traffic_percentage=0.0,
-        )
-        _update(
-            _path(registry_dir, prompt, current.canary), status="production", traffic_percentage=0.0
-        )
-    return _verified(registry_dir, prompt)
+    return _change(registry_dir, prompt, {current.production: RETIRED, current.canary: PRODUCTION})
 
 
 def rollback(registry_dir: Path, prompt: str) -> PromptRollout:
@@ -194,11 +201,7 @@ def rollback(registry_dir: Path, prompt: str) -> PromptRollout:
     current = rollout_state(registry_dir, prompt)
     if current.canary is None:
         return current
-    with writing(registry_dir):
-        _update(
-            _path(registry_dir, prompt, current.canary), status="retired", traffic_percentage=0.0
-        )
-    return _verified(registry_dir, prompt)
+    return _change(registry_dir, prompt, {current.canary: RETIRED})
 
 
 def make_production(registry_dir: Path, prompt: str, version: str) -> PromptRollout:
@@ -209,22 +212,5 @@ def make_production(registry_dir: Path, prompt: str, version: str) -> PromptRoll
         return current
     if current.canary is not None:
         raise ToolkitError(f"{prompt} has canary {current.canary}; promote or roll it back first.")
-    path = _path(registry_dir, prompt, version)
-    if not path.is_file():
-        raise ToolkitError(
-            f"{prompt} {version} is not registered in {registry_dir}; register its file with "
-            f"`{ADD_COMMAND} <file>`."
-        )
-    with writing(registry_dir):
-        _update(
-            _path(registry_dir, prompt, current.production),
-            status="retired",
-            traffic_percentage=0.0,
-        )
-        _update(path, status="production", traffic_percentage=0.0)
-    return _verified(registry_dir, prompt)
-
-
-def _verified(registry_dir: Path, prompt: str) -> PromptRollout:
-    # Read back through the service's own loader: what we wrote must be a valid registry.
-    return rollout_state(registry_dir, prompt)
+    _registered(registry_dir, prompt, version)
+    return _change(registry_dir, prompt, {current.production: RETIRED, version: PRODUCTION})
