@@ -82,27 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    """The options, mapped to one library call."""
-    return quality_gate(
-        policy_path=args.policy,
-        prompt=args.prompt,
-        url=args.url,
-        candidate_url=args.candidate_url,
-        baseline_url=args.baseline_url,
-        candidate_version=args.candidate_version,
-        baseline_version=args.baseline_version,
-        admin_token=args.admin_token
-        or platform_admin_token(
-            args.platform_dir, [args.url, args.candidate_url, args.baseline_url]
-        ),
-        dataset=args.dataset,
-        limit=args.limit,
-        concurrency=args.concurrency,
-        timeout=args.timeout,
-        retries=args.retries,
-        write_to=args.write_evaluation,
-        registry_dir=args.registry_dir,
-    )
+    """The options, mapped to one library call; on the local platform, its admin token."""
+    options = cli.options(args)
+    platform_dir = options.pop("platform_dir")
+    urls = [args.url, args.candidate_url, args.baseline_url]
+    token = args.admin_token or platform_admin_token(platform_dir, urls)
+    return quality_gate(**{**options, "admin_token": token})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,22 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    return experiment_report(
-        policy_path=args.policy,
-        prompt=args.prompt,
-        url=args.url,
-        registry_dir=args.registry_dir,
-        production_version=args.production_version,
-        canary_version=args.canary_version,
-        canary_percentage=args.canary_percentage,
-        metrics_urls=args.metrics_url,
-        metrics_files=args.metrics_file,
-        prometheus_url=args.prometheus_url,
-        window_seconds=args.window_seconds,
-        primary=args.primary,
-        guardrails=args.guardrail or None,
-        min_samples=args.min_samples,
-    )
+    return experiment_report(**cli.options(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

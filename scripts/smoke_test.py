@@ -39,16 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
-    checks = smoke_test(
-        args.url,
-        expect_version=args.expect_version,
-        prompt_version=args.prompt_version,
-        admin_token=args.admin_token,
-        dataset=args.dataset,
-        questions=args.questions,
-        max_latency=args.max_latency,
-        timeout=args.timeout,
-    )
+    checks = smoke_test(**cli.options(args))
     failed = [c for c in checks if not c.ok]
     rows = table(
         ["check", "ok", "detail"],

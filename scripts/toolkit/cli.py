@@ -146,6 +146,12 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def options(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options as the keyword arguments of the command's one library call, whose
+    parameters are named after them (`--output` is for the renderer)."""
+    return {k: v for k, v in vars(args).items() if k != "output"}
+
+
 def append_step_summary(markdown: str) -> None:
     """Append to `$GITHUB_STEP_SUMMARY` when set (GitHub Actions renders it on the run page)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")

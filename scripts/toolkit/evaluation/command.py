@@ -12,7 +12,7 @@ from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo, resolve_arm
 from scripts.toolkit.evaluation.asking import collect_answers
 from scripts.toolkit.evaluation.dataset import load_dataset
 from scripts.toolkit.evaluation.gate import check_policy, compare_scores, gate_status
-from scripts.toolkit.evaluation.record import evaluation_path, evaluation_record, write_evaluation
+from scripts.toolkit.evaluation.record import write_record
 from scripts.toolkit.evaluation.render import render_markdown, render_text
 from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
 from scripts.toolkit.evaluation.scoring import Answer, CaseResult, score_case
@@ -21,7 +21,7 @@ from scripts.toolkit.policy import load_policy
 
 def quality_gate(
     *,
-    policy_path: Path,
+    policy: Path,
     prompt: str,
     url: str | None,
     candidate_url: str | None,
@@ -34,15 +34,14 @@ def quality_gate(
     concurrency: int,
     timeout: float,
     retries: int,
-    write_to: str | None,
+    write_evaluation: str | None,
     registry_dir: Path,
 ) -> Outcome:
     """Run every case on both arms, judge the candidate against the baseline, render, and write
-    the registry record when `write_to` is set."""
-    policy = load_policy(policy_path)
-    rules = policy.evaluation
+    the registry record when `write_evaluation` is set."""
+    rules = load_policy(policy).evaluation
     if rules is None:
-        raise ToolkitError(f"{policy_path} has no `evaluation:` section to gate on.")
+        raise ToolkitError(f"{policy} has no `evaluation:` section to gate on.")
     check_policy(rules)
     cases = load_dataset(dataset or rules.dataset, limit=limit)
     candidate, baseline, cand_info, base_info = resolve_arms(
@@ -92,10 +91,8 @@ def quality_gate(
     )
     data = result.to_dict()
     written = None
-    if write_to:
-        path = evaluation_path(write_to, registry_dir=registry_dir, evaluation=result)
-        record = evaluation_record(result, policy_path=str(policy_path))
-        write_evaluation(path, record, registry_dir=registry_dir)
+    if write_evaluation:
+        path = write_record(result, write_evaluation, registry_dir=registry_dir, policy=policy)
         written = data["evaluation_file"] = str(path)
     return Outcome(
         status=result.status,

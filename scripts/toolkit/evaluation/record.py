@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from contract.files import atomic_write
 from contract.registry.loader import RegistryError, load_registry
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
+from scripts.toolkit.evaluation.results import Evaluation
 
 
-def _single_model(arm: ArmSummary) -> tuple[str, str]:
-    if len(arm.models) != 1:
-        found = ", ".join(arm.models) or "none (every request failed)"
-        raise ToolkitError(
-            f"the {arm.role} answers came from {found}; an evaluation.json records one model."
-        )
-    name, _, version = arm.models[0].partition("@")
-    return name, version
-
-
-def evaluation_record(evaluation: Evaluation, *, policy_path: str) -> dict[str, Any]:
-    """The registry's `models/<model>/<version>/evaluation.json` for the candidate."""
-    name, version = _single_model(evaluation.candidate)
+def write_record(evaluation: Evaluation, target: str, *, registry_dir: Path, policy: Path) -> Path:
+    """Write the candidate's record to `target` (`auto`: its model folder in `registry_dir`)
+    atomically, then check that the registry still loads when the file is inside it."""
     cand, base = evaluation.candidate, evaluation.baseline
-    return {
+    if len(cand.models) != 1:
+        found = ", ".join(cand.models) or "none (every request failed)"
+        raise ToolkitError(
+            f"the {cand.role} answers came from {found}; an evaluation.json records one model."
+        )
+    name, _, version = cand.models[0].partition("@")
+    path = _path(target, registry_dir=registry_dir, name=name, version=version)
+    record = {
         "schema_version": 1,
         "model": name,
         "version": version,
@@ -49,16 +44,22 @@ def evaluation_record(evaluation: Evaluation, *, policy_path: str) -> dict[str, 
             "passed": evaluation.status == "pass",
             "failures": evaluation.failures,
             "alpha": evaluation.alpha,
-            "policy": policy_path,
+            "policy": str(policy),
         },
         "errors": {"candidate": cand.errors, "baseline": base.errors},
         "tool": "python -m scripts.evaluate_quality",
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    if path.resolve().is_relative_to(registry_dir.resolve()):
+        try:
+            load_registry(registry_dir)
+        except RegistryError as exc:
+            raise ToolkitError(f"wrote {path}, but the registry no longer loads: {exc}") from exc
+    return path
 
 
-def evaluation_path(target: str, *, registry_dir: Path, evaluation: Evaluation) -> Path:
-    """Where to write: `auto` is the candidate's model folder in `registry_dir`."""
-    name, version = _single_model(evaluation.candidate)
+def _path(target: str, *, registry_dir: Path, name: str, version: str) -> Path:
     if target == "auto":
         folder = registry_dir / "models" / name / version
         if not (folder / "config.yaml").is_file():
@@ -74,14 +75,3 @@ def evaluation_path(target: str, *, registry_dir: Path, evaluation: Evaluation) 
             f"{name}@{version}; use --write-evaluation auto."
         )
     return path
-
-
-def write_evaluation(path: Path, record: Mapping[str, Any], *, registry_dir: Path | None) -> None:
-    """Write atomically, then check that the registry still loads when the file is inside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
-    if registry_dir is not None and path.resolve().is_relative_to(registry_dir.resolve()):
-        try:
-            load_registry(registry_dir)
-        except RegistryError as exc:
-            raise ToolkitError(f"wrote {path}, but the registry no longer loads: {exc}") from exc

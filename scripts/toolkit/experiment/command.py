@@ -15,24 +15,25 @@ from scripts.toolkit.policy import load_policy
 
 def experiment_report(
     *,
-    policy_path: Path,
+    policy: Path,
     prompt: str,
     url: str | None,
     registry_dir: Path | None,
     production_version: str | None,
     canary_version: str | None,
     canary_percentage: float | None,
-    metrics_urls: Sequence[str],
-    metrics_files: Sequence[Path],
+    metrics_url: Sequence[str],
+    metrics_file: Sequence[Path],
     prometheus_url: str | None,
     window_seconds: float,
     primary: str | None,
-    guardrails: Sequence[str] | None,
+    guardrail: Sequence[str],
     min_samples: int | None,
 ) -> Outcome:
-    """Read the metrics, analyse, render; `primary` and `guardrails` replace the policy's."""
-    policy = load_policy(policy_path)
-    experiment = policy.experiment_with(primary=primary, guardrails=guardrails)
+    """Read the metrics, analyse, render; `primary` and `guardrail` (when given) replace the
+    policy's."""
+    rules = load_policy(policy)
+    experiment = rules.experiment_with(primary=primary, guardrails=guardrail or None)
     variants = resolve_variants(
         prompt=prompt,
         registry_dir=registry_dir,
@@ -42,15 +43,15 @@ def experiment_report(
         canary_percentage=canary_percentage,
     )
     data, where = read_metrics(
-        queries(policy, experiment),
+        queries(rules, experiment),
         variants.arms(),
         url=url,
-        metrics_urls=metrics_urls,
-        metrics_files=metrics_files,
+        metrics_urls=metrics_url,
+        metrics_files=metrics_file,
         prometheus_url=prometheus_url,
         window_seconds=window_seconds,
     )
-    report = analyze(data, variants, policy=policy, experiment=experiment, min_samples=min_samples)
+    report = analyze(data, variants, policy=rules, experiment=experiment, min_samples=min_samples)
     report.source = where
     report.next_command = next_command(report, registry_dir)
     return Outcome(
