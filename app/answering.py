@@ -71,18 +71,17 @@ async def answer(
         m.units.labels(**labels).inc()
     try:
         return await _answer(ctx, body, version, model, variant, request_id, started)
-    except ServiceError:
+    except Exception as exc:
+        # A failed answer is a failed answer, not a missing one: it scores 0, so the quality
+        # score is judged per request, errors included.
         m.answers.labels(**labels, outcome="error").inc()
-        raise
-    except ProviderError as exc:
+        m.quality.labels(**labels).observe(0.0)
+        if not isinstance(exc, ProviderError):
+            raise
         m.model_errors.labels(**labels, reason=exc.kind).inc()
-        m.answers.labels(**labels, outcome="error").inc()
         raise ServiceError(
             PROVIDER_STATUS[exc.kind], exc.message, reason=f"provider_{exc.kind}"
         ) from exc
-    except Exception:
-        m.answers.labels(**labels, outcome="error").inc()
-        raise
 
 
 async def _answer(

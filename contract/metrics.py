@@ -30,6 +30,9 @@ FEEDBACK = "app_feedback_total"  # label `rating`: up | down
 EXPERIMENT_UNITS = "app_experiment_units_total"  # users first seen per variant
 REGISTRY_RELOADS = "app_registry_reloads_total"  # label `outcome`: reloaded | rejected
 BUILD_INFO = "app_build_info"
+# Recommended (prometheus_client's process collector): a changed value means the process
+# restarted, even when its new counts have passed the old ones by the next reading.
+PROCESS_START = "process_start_time_seconds"
 
 OUTCOME = "outcome"  # label of ANSWERS and REGISTRY_RELOADS
 RATING = "rating"  # label of FEEDBACK
@@ -46,7 +49,9 @@ COST_BUCKETS = (
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 7.5e-5, 1e-4, 1.5e-4, 2e-4,
     3e-4, 5e-4, 7.5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,
 )  # fmt: skip
-SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+# Bounds at exactly 0 and just below 1: refusals and errors (score 0) and perfect answers (1)
+# each get a bucket of their own, so the variance read from the buckets is exact for them.
+SCORE_BUCKETS = (0.0, *(round(0.05 * i, 2) for i in range(1, 20)), 0.999, 1.0)
 
 
 @dataclass(frozen=True)

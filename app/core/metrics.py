@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from contract import metrics as names
 from contract.metrics import (
@@ -25,6 +25,8 @@ class ServiceMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.base = (track, app_version)
         r = self.registry
+        # process_start_time_seconds: the toolkit tells a restart by it (contract PROCESS_START).
+        ProcessCollector(registry=r)
         self.http_requests = Counter(
             "app_http_requests",
             "HTTP requests by route and status code.",
@@ -85,7 +87,7 @@ class ServiceMetrics:
         )
         self.quality = Histogram(
             names.QUALITY_SCORE,
-            "Online quality score of answers (0..1) by variant.",
+            "Online quality score per answer request (0..1) by variant; a failed answer scores 0.",
             VARIANT,
             buckets=SCORE_BUCKETS,
             registry=r,

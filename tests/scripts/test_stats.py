@@ -266,7 +266,7 @@ def test_histogram_variance_with_scores_piled_on_bucket_edges() -> None:
 def test_histogram_with_everything_in_one_bucket_still_has_a_variance() -> None:
     """50 answers in (0.50, 0.55] averaging its midpoint: the spread of a uniform over the
     bucket, never zero."""
-    counts = (0.0,) * 10 + (50.0,) + (0.0,) * 9
+    counts = tuple(50.0 if bound == 0.55 else 0.0 for bound in SCORE_BUCKETS)
     estimate = histogram_mean(SCORE_BUCKETS, counts, 50 * 0.525)
     assert estimate.mean == pytest.approx(0.525)
     assert estimate.variance == pytest.approx(WIDTH**2 / 12 / 50)

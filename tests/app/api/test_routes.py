@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from contract.assignment import in_canary
+from contract.metrics import PROCESS_START
 from contract.registry.loader import load_registry
 from scripts.toolkit.processes import ManagedProcess
 from tests.support.http import assert_error
@@ -154,7 +155,8 @@ def test_metrics_carry_identity_and_count_answers(client: httpx.Client) -> None:
     assert client.post("/v1/answer", json={"question": QUESTION}).status_code == 200
     after = scrape(client)
 
-    for sample in after.samples:
+    assert after.value(PROCESS_START) > 0  # unlabelled: one process, one start
+    for sample in (s for s in after.samples if not s.name.startswith("process_")):
         assert sample.labels.get("track") == "canary", sample
         assert sample.labels.get("app_version") == "abc123", sample
     v1 = {"prompt": "rag_answer", "prompt_version": "v1"}
