@@ -1,24 +1,31 @@
 """`python -m scripts.toolkit.platform.router`: the local platform's weighted, sticky proxy.
 
 It stands in for a cluster's traffic splitter: `router_proxy.py` forwards each request to its
-unit's track, `router_admin.py` serves the admin API under `/-/`, `router_metrics.py` holds
-its series. The routing table is one immutable object swapped whole by `PUT /-/routes`, so a
-change never drops a request: those in flight finish where they were sent, new ones see the
-new table.
+unit's track, `router_metrics.py` holds its series, and the admin API is served here under
+`/-/`: `GET /-/healthz` and `GET /-/metrics` are open, `GET /-/routes` and `PUT /-/routes` need
+the `X-Admin-Token` header. The routing table is one immutable object swapped whole by
+`PUT /-/routes`, so a change never drops a request: those in flight finish where they were sent,
+new ones see the new table. The accepted table is saved (`persist`) before it serves, so a
+restarted router keeps its weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hmac
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import generate_latest as render_metrics
 
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.platform.router_admin import AdminApi
 from scripts.toolkit.platform.router_metrics import RouterMetrics
 from scripts.toolkit.platform.router_proxy import Proxy
 from scripts.toolkit.platform.routing import RoutingError, RoutingTable
@@ -27,6 +34,33 @@ from scripts.toolkit.platform.state import StateStore
 log = logging.getLogger("router")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+UNAUTHORIZED = "A valid X-Admin-Token header is required."
+
+
+class Refused(Exception):
+    """An admin request refused with `status` and a one-sentence `detail`."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _error(status: int, detail: str) -> web.Response:
+    return web.json_response({"detail": detail}, status=status)
+
+
+def _proposed_table(body: bytes) -> tuple[dict[str, Any], RoutingTable]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise Refused(400, "The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise Refused(400, "The body must be a JSON object.")
+    try:
+        return data, RoutingTable.from_dict(data)
+    except RoutingError as exc:
+        raise Refused(400, str(exc)) from exc
 
 
 def application(
@@ -36,16 +70,76 @@ def application(
     persist: Callable[[RoutingTable], None] | None = None,
     backend_timeout: float = 60.0,
 ) -> web.Application:
-    """The aiohttp application: admin routes first, then everything else is proxied."""
+    """The aiohttp application: admin routes first, then everything else is proxied. It owns
+    the serving `table`, which it replaces whole, never changes in place."""
     metrics = RouterMetrics()
-    admin = AdminApi(table=table, admin_token=admin_token, metrics=metrics, persist=persist)
-    proxy = Proxy(serving=lambda: admin.table, metrics=metrics, backend_timeout=backend_timeout)
+    metrics.export(table)
+    change_lock = asyncio.Lock()
+
+    def authorized(request: web.Request) -> bool:
+        token = request.headers.get("X-Admin-Token", "")
+        return bool(admin_token) and hmac.compare_digest(token.encode(), admin_token.encode())
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "revision": table.revision})
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        body = render_metrics(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def get_routes(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return _error(403, UNAUTHORIZED)
+        return web.json_response(table.to_dict())
+
+    async def put_routes(request: web.Request) -> web.Response:
+        """Replace the routing table; `revision` in the body, when given, must be the serving
+        one (compare-and-swap: 409 if someone changed it meanwhile)."""
+        try:
+            if not authorized(request):
+                raise Refused(403, UNAUTHORIZED)
+            data, proposed = _proposed_table(await request.read())
+            async with change_lock:
+                accepted = await accept(proposed, data.get("revision"))
+        except Refused as refusal:
+            return _error(refusal.status, refusal.detail)
+        return web.json_response(accepted.to_dict())
+
+    async def accept(proposed: RoutingTable, expected: object) -> RoutingTable:
+        nonlocal table
+        current = table
+        if expected is not None and expected != current.revision:
+            raise Refused(
+                409,
+                f"The routing table is at revision {current.revision}, not {expected}; "
+                "read it again.",
+            )
+        if proposed.backends == current.backends and proposed.weights == current.weights:
+            return current
+        new = RoutingTable.build(proposed.backends, proposed.weights, current.revision + 1)
+        if persist is not None:
+            try:
+                await asyncio.to_thread(persist, new)
+            except (OSError, ToolkitError) as exc:
+                log.exception("could not save the routing table")
+                raise Refused(
+                    500, "The routing table could not be saved; see the router log."
+                ) from exc
+        table = new  # the one atomic switch
+        metrics.export(new)
+        log.info("routes revision %d: %s", new.revision, new.to_dict())
+        return new
+
+    async def unknown(_: web.Request) -> web.Response:
+        return _error(404, "Unknown admin endpoint; see GET /-/routes.")
+
+    proxy = Proxy(serving=lambda: table, metrics=metrics, backend_timeout=backend_timeout)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_get("/-/healthz", admin.healthz, allow_head=False)
-    app.router.add_get("/-/metrics", admin.metrics_page, allow_head=False)
-    app.router.add_get("/-/routes", admin.get_routes, allow_head=False)
-    app.router.add_put("/-/routes", admin.put_routes)
-    app.router.add_route("*", "/-/{tail:.*}", admin.unknown)
+    app.router.add_get("/-/healthz", healthz, allow_head=False)
+    app.router.add_get("/-/metrics", metrics_page, allow_head=False)
+    app.router.add_get("/-/routes", get_routes, allow_head=False)
+    app.router.add_put("/-/routes", put_routes)
+    app.router.add_route("*", "/-/{tail:.*}", unknown)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     app.cleanup_ctx.append(proxy.client_session)
     return app
