@@ -14,7 +14,7 @@ Examples:
 Exit codes: 0 the candidate passes, 1 it fails the gate, 2 usage or configuration error
 (service unreachable, unknown version, bad policy), 3 inconclusive (too few cases).
 How the scores, intervals and the gate are defined: scripts/toolkit/evaluation/ (scoring.py,
-intervals.py, gate.py) and eval/README.md.
+gate.py) and eval/README.md.
 """
 
 from __future__ import annotations

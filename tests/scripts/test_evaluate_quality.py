@@ -19,11 +19,9 @@ from scipy import stats as scipy_stats
 from contract.registry.loader import load_registry
 from scripts.evaluate_quality import main
 from scripts.toolkit.cli import ToolkitError
-from scripts.toolkit.evaluation.arms import ArmService
-from scripts.toolkit.evaluation.asking import Asker
+from scripts.toolkit.evaluation.arms import ArmService, Asker
 from scripts.toolkit.evaluation.dataset import GoldenCase, load_dataset
-from scripts.toolkit.evaluation.gate import judge_score
-from scripts.toolkit.evaluation.intervals import mean_interval, paired_interval, t_quantile
+from scripts.toolkit.evaluation.gate import judge_score, mean_interval, paired_interval, t_quantile
 from scripts.toolkit.evaluation.scoring import Answer, refusal_correctness, score_case, token_f1
 from scripts.toolkit.policy import EvalMetricPolicy
 from scripts.toolkit.processes import ManagedProcess, free_port

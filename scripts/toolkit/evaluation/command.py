@@ -8,13 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from scripts.toolkit.cli import Outcome, ToolkitError
-from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo, resolve_arms
-from scripts.toolkit.evaluation.asking import collect_answers
+from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo, collect_answers, resolve_arms
 from scripts.toolkit.evaluation.dataset import load_dataset
 from scripts.toolkit.evaluation.gate import check_policy, compare_scores, gate_status
-from scripts.toolkit.evaluation.record import write_record
 from scripts.toolkit.evaluation.render import render_markdown, render_text
-from scripts.toolkit.evaluation.results import ArmSummary, Evaluation
+from scripts.toolkit.evaluation.results import ArmSummary, Evaluation, write_record
 from scripts.toolkit.evaluation.scoring import Answer, CaseResult, score_case
 from scripts.toolkit.policy import load_policy
 

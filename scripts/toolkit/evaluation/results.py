@@ -1,12 +1,17 @@
-"""What one evaluation found: both arms as run, every case's scores, the gate's verdicts."""
+"""What one evaluation found (both arms as run, every case's scores, the gate's verdicts), and
+its registry record `models/<model>/<version>/evaluation.json`, written atomically."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
+from contract.files import atomic_write
+from contract.registry.loader import RegistryError, load_registry
+from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, ToolkitError
 from scripts.toolkit.evaluation.dataset import Dataset
 from scripts.toolkit.evaluation.gate import ScoreResult, Status
 from scripts.toolkit.evaluation.scoring import CaseResult
@@ -86,3 +91,69 @@ class Evaluation:
             "seconds": round(self.seconds, 3),
             "evaluated_at": self.evaluated_at,
         }
+
+
+def write_record(evaluation: Evaluation, target: str, *, registry_dir: Path, policy: Path) -> Path:
+    """Write the candidate's record to `target` (`auto`: its model folder in `registry_dir`)
+    atomically, then check that the registry still loads when the file is inside it."""
+    cand, base = evaluation.candidate, evaluation.baseline
+    if len(cand.models) != 1:
+        found = ", ".join(cand.models) or "none (every request failed)"
+        raise ToolkitError(
+            f"the {cand.role} answers came from {found}; an evaluation.json records one model."
+        )
+    name, _, version = cand.models[0].partition("@")
+    path = _path(target, registry_dir=registry_dir, name=name, version=version)
+    record = {
+        "schema_version": 1,
+        "model": name,
+        "version": version,
+        "prompt": {"name": evaluation.prompt, "version": ", ".join(cand.served_versions)},
+        "app_version": cand.app_version,
+        "evaluated_at": evaluation.evaluated_at,
+        "dataset": evaluation.dataset.to_dict(),
+        "scores": {s.name: s.candidate.to_dict() for s in evaluation.scores},
+        "baseline": {
+            "prompt": {"name": evaluation.prompt, "version": ", ".join(base.served_versions)},
+            "models": base.models,
+            "app_version": base.app_version,
+            "url": base.url,
+            "scores": {s.name: s.baseline.to_dict() for s in evaluation.scores},
+        },
+        "comparison": {s.name: s.comparison() for s in evaluation.scores},
+        "gate": {
+            "status": evaluation.status,
+            "passed": evaluation.status == "pass",
+            "failures": evaluation.failures,
+            "alpha": evaluation.alpha,
+            "policy": str(policy),
+        },
+        "errors": {"candidate": cand.errors, "baseline": base.errors},
+        "tool": "python -m scripts.evaluate_quality",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    if path.resolve().is_relative_to(registry_dir.resolve()):
+        try:
+            load_registry(registry_dir)
+        except RegistryError as exc:
+            raise ToolkitError(f"wrote {path}, but the registry no longer loads: {exc}") from exc
+    return path
+
+
+def _path(target: str, *, registry_dir: Path, name: str, version: str) -> Path:
+    if target == "auto":
+        folder = registry_dir / "models" / name / version
+        if not (folder / "config.yaml").is_file():
+            raise ToolkitError(
+                f"{folder} has no config.yaml; register {name}@{version} in {registry_dir} first."
+            )
+        return folder / "evaluation.json"
+    path = Path(target)
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "models" and (parts[-3], parts[-2]) != (name, version):
+        raise ToolkitError(
+            f"{path} belongs to {parts[-3]}@{parts[-2]}, but the candidate ran on "
+            f"{name}@{version}; use --write-evaluation auto."
+        )
+    return path
