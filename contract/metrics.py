@@ -33,6 +33,10 @@ BUILD_INFO = "app_build_info"
 # Recommended (prometheus_client's process collector): a changed value means the process
 # restarted, even when its new counts have passed the old ones by the next reading.
 PROCESS_START = "process_start_time_seconds"
+# The traffic router's count of requests a track failed to answer (connection refused, timed
+# out, broken off; labels `track`, `app_version`, `reason`), which the rollout policy adds to the
+# service's errors. The router exposes it, not the service: check_service does not ask for it.
+ROUTER_FAILURES = "router_backend_errors_total"
 
 OUTCOME = "outcome"  # label of ANSWERS and REGISTRY_RELOADS
 RATING = "rating"  # label of FEEDBACK

@@ -2,8 +2,9 @@
 
 It sends a few real requests (two answers, a rating, a pin without the token, a pinned answer
 when an admin token is given), then reads `/metrics`: the contract's families, and every
-selector of the rollout policy, must be exposed with their kind and labels. Each item passes,
-fails with one sentence saying why, or is skipped when it needs what was not given.
+selector of the rollout policy (but the router's failures), must be exposed with their kind and
+labels. Each item passes, fails with one sentence saying why, or is skipped when it needs what
+was not given.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from contract import http
-from contract.metrics import BASE_LABELS, FAMILIES, Family
+from contract.metrics import BASE_LABELS, FAMILIES, ROUTER_FAILURES, Family
 from contract.tracks import TRACKS
 from scripts.toolkit.metrics import Selector
 from scripts.toolkit.policy import Policy
@@ -235,6 +236,8 @@ def check_service(
         for spec in FAMILIES:
             run(f"metrics.{spec.name}", functools.partial(checker.family, spec))
         for metric in policy.metrics:
-            texts = [t for t in (metric.hits, metric.good, metric.total, metric.histogram) if t]
+            named = (metric.hits, metric.good, metric.total, metric.histogram)
+            texts = [t for s in named if s for t in ([s] if isinstance(s, str) else s)]
+            texts = [t for t in texts if Selector.parse(t).name != ROUTER_FAILURES]
             run(f"policy.{metric.name}", functools.partial(checker.selectors, texts))
     return checker.items

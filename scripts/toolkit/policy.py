@@ -53,9 +53,9 @@ class MetricPolicy(Thresholds):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
     kind: Literal["ratio", "mean"]
-    hits: str | None = None
-    good: str | None = None
-    total: str | None = None
+    hits: str | list[str] | None = None  # a list: the selectors' series summed
+    good: str | list[str] | None = None
+    total: str | list[str] | None = None
     histogram: str | None = None
     critical: bool = True
     min_samples: int | None = Field(default=None, ge=1)
@@ -63,9 +63,8 @@ class MetricPolicy(Thresholds):
 
     @field_validator("hits", "good", "total", "histogram")
     @classmethod
-    def _selector(cls, value: str | None) -> str | None:
-        if value is not None:
-            Selector.parse(value)
+    def _selector(cls, value: str | list[str] | None) -> str | list[str] | None:
+        Selector.parse_sum(value)
         return value
 
     @model_validator(mode="after")
@@ -86,9 +85,9 @@ class MetricPolicy(Thresholds):
         return MetricQuery(
             name=self.name,
             kind=self.kind,
-            hits=Selector.parse(self.hits) if self.hits else None,
-            good=Selector.parse(self.good) if self.good else None,
-            total=Selector.parse(self.total) if self.total else None,
+            hits=Selector.parse_sum(self.hits),
+            good=Selector.parse_sum(self.good),
+            total=Selector.parse_sum(self.total),
             histogram=Selector.parse(self.histogram) if self.histogram else None,
         )
 

@@ -29,8 +29,8 @@ def observe(samples: list[Sample], query: MetricQuery, labels: Mapping[str, str]
     if query.kind == "ratio":
         total, part, is_good = query.ratio_parts()
         return ratio(
-            _sample_sum(samples, total.with_labels(labels)),
-            _sample_sum(samples, part.with_labels(labels)),
+            sum(_sample_sum(samples, s.with_labels(labels)) for s in total),
+            sum(_sample_sum(samples, s.with_labels(labels)) for s in part),
             is_good=is_good,
         )
     return _histogram(samples, query.histogram_selector().with_labels(labels))

@@ -68,17 +68,18 @@ class PrometheusSource:
     def _read_one(
         self, client: httpx.Client, query: MetricQuery, labels: Mapping[str, str]
     ) -> Observation:
-        def total(selector: Selector, suffix: str = "") -> float:
-            return sum(v for _, v in self._increase(client, selector.with_labels(labels), suffix))
+        def total(*selectors: Selector, suffix: str = "") -> float:
+            rows = (self._increase(client, s.with_labels(labels), suffix) for s in selectors)
+            return sum(v for row in rows for _, v in row)
 
         if query.kind == "ratio":
             events, part, is_good = query.ratio_parts()
-            return ratio(total(events), total(part), is_good=is_good)
+            return ratio(total(*events), total(*part), is_good=is_good)
         selector = query.histogram_selector().with_labels(labels)
         rows = self._increase(client, selector, "_bucket", by="le")
         cumulative = sorted((float(m["le"]), v) for m, v in rows)
         # increase() extrapolates each bucket's series on its own, so a bucket can come out
         # below the one under it: its count is floored at zero rather than made negative.
         return Histogram.from_cumulative(
-            cumulative, total(query.histogram_selector(), "_sum"), clamp=True
+            cumulative, total(query.histogram_selector(), suffix="_sum"), clamp=True
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*')
@@ -56,6 +56,13 @@ class Selector:
                 rest = body[position:].strip()
                 raise ValueError(f"expected ',' between the label matchers of {text!r} at {rest!r}")
         return cls(name, tuple(matchers))
+
+    @classmethod
+    def parse_sum(cls, text: str | Sequence[str] | None) -> tuple[Selector, ...] | None:
+        """One selector or a list of them (their series summed), as a policy names them."""
+        if text is None:
+            return None
+        return tuple(cls.parse(t) for t in ([text] if isinstance(text, str) else text))
 
     def with_labels(self, labels: Mapping[str, str]) -> Selector:
         """This selector with equality matchers for `labels` added."""

@@ -12,30 +12,37 @@ from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.metrics.observations import ArmData
 from scripts.toolkit.metrics.selectors import Selector
 
+Selectors = tuple[Selector, ...]  # summed: one count from several families
+
 
 @dataclass(frozen=True)
 class MetricQuery:
-    """What to read for one policy metric: a ratio of two selectors, or a histogram."""
+    """What to read for one policy metric: a ratio of two selectors (or sums of selectors, as
+    the service's errors plus the router's failures), or a histogram."""
 
     name: str
     kind: str  # "ratio" or "mean"
-    hits: Selector | None = None
-    good: Selector | None = None  # alternatively: hits = total - good
-    total: Selector | None = None
+    hits: Selector | Selectors | None = None
+    good: Selector | Selectors | None = None  # alternatively: hits = total - good
+    total: Selector | Selectors | None = None
     histogram: Selector | None = None
 
-    def ratio_parts(self) -> tuple[Selector, Selector, bool]:
-        """(total, hits or good, whether it is `good`) of a ratio metric."""
-        part = self.good or self.hits
-        if self.kind != "ratio" or self.total is None or part is None:
+    def ratio_parts(self) -> tuple[Selectors, Selectors, bool]:
+        """(total, hits or good, whether it is `good`) of a ratio metric, each summed."""
+        total, part = _summed(self.total), _summed(self.good or self.hits)
+        if self.kind != "ratio" or not total or not part:
             raise ValueError(f"metric {self.name} is not a ratio of two selectors")
-        return self.total, part, self.good is not None
+        return total, part, self.good is not None
 
     def histogram_selector(self) -> Selector:
         """The histogram of a mean metric."""
         if self.kind != "mean" or self.histogram is None:
             raise ValueError(f"metric {self.name} is not a histogram mean")
         return self.histogram
+
+
+def _summed(selectors: Selector | Selectors | None) -> Selectors:
+    return (selectors,) if isinstance(selectors, Selector) else selectors or ()
 
 
 @dataclass(frozen=True)

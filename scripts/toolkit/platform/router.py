@@ -69,6 +69,7 @@ def application(
     admin_token: str,
     persist: Callable[[RoutingTable], None] | None = None,
     backend_timeout: float = 60.0,
+    version_of: Callable[[str], str] = lambda _url: "",
 ) -> web.Application:
     """The aiohttp application: admin routes first, then everything else is proxied. It owns
     the serving `table`, which it replaces whole, never changes in place."""
@@ -133,7 +134,12 @@ def application(
     async def unknown(_: web.Request) -> web.Response:
         return _error(404, "Unknown admin endpoint; see GET /-/routes.")
 
-    proxy = Proxy(serving=lambda: table, metrics=metrics, backend_timeout=backend_timeout)
+    proxy = Proxy(
+        serving=lambda: table,
+        metrics=metrics,
+        backend_timeout=backend_timeout,
+        version_of=version_of,
+    )
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/-/healthz", healthz, allow_head=False)
     app.router.add_get("/-/metrics", metrics_page, allow_head=False)
@@ -171,11 +177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with store.edit() as editing:
             editing.routes = table.to_dict()
 
+    def version_of(url: str) -> str:  # the version the platform recorded for that instance
+        recorded = store.try_read()
+        records = [*recorded.processes.values(), *recorded.retiring] if recorded else []
+        return next((str(r.version or "") for r in records if r.url == url), "")
+
     app = application(
         table=table,
         admin_token=state.admin_token,
         persist=persist,
         backend_timeout=args.backend_timeout,
+        version_of=version_of,
     )
     log.info("routes revision %d: %s", table.revision, table.to_dict())
     web.run_app(

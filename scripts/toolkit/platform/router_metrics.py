@@ -1,11 +1,12 @@
-"""The router's Prometheus series: answered requests, fallbacks, backend errors, weights."""
+"""The router's Prometheus series: answered requests, fallbacks, backend failures, weights."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
+from contract.metrics import APP_VERSION, ROUTER_FAILURES, TRACK, family
 from scripts.toolkit.platform.routing import TRACKS, RoutingTable
 
 
@@ -26,12 +27,16 @@ class RouterMetrics:
             ["from_track", "to_track"],
             registry=self.registry,
         )
+        # Each request a track's backend failed (refused, timed out, broke off), with the
+        # version of that backend: the rollout policy counts them as the track's errors, even
+        # when the request was then answered by the fallback.
         self.backend_errors = Counter(
-            "router_backend_errors",
-            "Backend failures seen by the router, by track and reason.",
-            ["track", "reason"],
+            family(ROUTER_FAILURES),
+            "Requests a track's backend failed, by track, its app version and reason.",
+            [TRACK, APP_VERSION, "reason"],
             registry=self.registry,
         )
+        ProcessCollector(registry=self.registry)  # process_start_time_seconds: restarts
         self.weight = Gauge(
             "router_weight_percent",
             "Share of units routed to each track, percent.",

@@ -3,7 +3,9 @@
 Every request is assigned to a track by its unit id (see `routing.py`) and forwarded (method,
 path, query, headers minus hop-by-hop, body) to that track's backend; the response carries
 `X-Routed-Track`. A backend that refuses the connection (a dead process) never saw the request,
-so it is sent once to stable instead and counted as a fallback. A request that reached a
+so it is sent once to stable instead and counted as a fallback; every request a backend failed
+(refused, timed out, broke off) is counted as its track's failure, with the version of that
+backend (`version_of`), even when the fallback then answered it. A request that reached a
 backend is never sent again (aiohttp itself retries only idempotent methods on a stale
 keep-alive connection, as RFC 9112 allows).
 """
@@ -39,10 +41,13 @@ class Proxy:
         serving: Callable[[], RoutingTable],
         metrics: RouterMetrics,
         backend_timeout: float = 60.0,
+        version_of: Callable[[str], str] = lambda _url: "",
     ) -> None:
         self.serving = serving
         self.metrics = metrics
         self.backend_timeout = backend_timeout
+        self.version_of = version_of  # the app version at a backend URL ("" unknown)
+        self._versions: dict[tuple[int, str], str] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def client_session(self, _: web.Application) -> AsyncIterator[None]:
@@ -68,30 +73,41 @@ class Proxy:
         if track is None:
             return self._refuse(503, "No track serves traffic yet; set the routing table.", None)
         headers = forward_headers(request)
-        url = table.backends[track]
+        first = target = (track, table.backends[track])
         try:
             try:
-                return await self._forward(request, track, url, headers, body)
+                return await self._forward(request, *target, headers, body)
             except aiohttp.ClientConnectorError:
                 # Refused before anything was sent: the backend never saw this request.
-                self.metrics.backend_errors.labels(track, "refused").inc()
-                retry = self._retry_target(track, url)
+                self._failed(*target, "refused")
+                retry = self._retry_target(*target)
                 if retry is None:
                     raise
                 self.metrics.fallbacks.labels(track, retry[0]).inc()
-                return await self._forward(request, retry[0], retry[1], headers, body)
+                target = retry
+                return await self._forward(request, *target, headers, body)
         except aiohttp.ClientConnectorError:
+            if target != first:
+                self._failed(*target, "refused")
             return self._refuse(502, f"The backend of track '{track}' is unreachable.", track)
         except TimeoutError:
-            self.metrics.backend_errors.labels(track, "timeout").inc()
+            self._failed(*target, "timeout")
             return self._refuse(
                 504, f"The backend of track '{track}' did not answer in time.", track
             )
         except aiohttp.ClientError:
-            self.metrics.backend_errors.labels(track, "failed").inc()
+            self._failed(*target, "failed")
             return self._refuse(
                 502, f"The backend of track '{track}' failed before answering.", track
             )
+
+    def _failed(self, track: str, url: str, reason: str) -> None:
+        # Versions are looked up once per backend URL and routing table (a new instance, even
+        # on a reused port, comes with a new table).
+        key = (self.serving().revision, url)
+        if (version := self._versions.get(key)) is None:
+            version = self._versions[key] = self.version_of(url)
+        self.metrics.backend_errors.labels(track, version, reason).inc()
 
     def _retry_target(self, track: str, failed_url: str) -> tuple[str, str] | None:
         # The serving table again: if the track was just moved to a new instance, that one
