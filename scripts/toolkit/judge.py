@@ -159,7 +159,11 @@ def _limit_reading(
     threshold = math.log(policy.judged_steps / alpha)
     evidence = limit_evidence(metric, canary)
     result.limit_evidence, result.limit_threshold = evidence, threshold
-    if evidence >= threshold and limit_evidence(metric, stable) >= threshold:
+    # Stable breaches too: shown, or at least its mean over the same time is beyond the limit
+    # (equal arms race to the threshold; the canary must not lose that race to the outage).
+    sign = 1.0 if metric.direction == "lower_is_better" else -1.0
+    beyond = sign * (estimate(stable).mean - metric.limit) > 0
+    if evidence >= threshold and (beyond or limit_evidence(metric, stable) >= threshold):
         result.degraded = True
         return None, f"the platform is degraded: stable breaches {metric.name} too", result
     if evidence >= threshold:

@@ -248,6 +248,10 @@ class Monitor:
             weight=step / 100 if per_request else None,
             fast=not full,
         )
+        if any(m.degraded for m in verdict.metrics):
+            # The exact tests start again after the platform's trouble, so an outage both arms
+            # had does not linger in the canary's evidence once stable has recovered.
+            state.bounds.append(self._reading)
         if step >= 100 and state.moved:  # the verdict is for the record: stable has no traffic
             reached = f"reached 100% after the {self.policy.evidence_step:g}% step"
             return "promote", [reached], verdict
