@@ -32,10 +32,26 @@ from scripts.toolkit.experiment.comparisons import (
 )
 from scripts.toolkit.experiment.srm import SampleRatio, sample_ratio_check
 from scripts.toolkit.experiment.variant_stats import VARIANT_QUERIES, VariantStats, variant_stats
-from scripts.toolkit.experiment.variants import Variants
 from scripts.toolkit.judge import estimate
-from scripts.toolkit.metrics import ArmData, MetricQuery
+from scripts.toolkit.metrics import Arm, ArmData, MetricQuery
 from scripts.toolkit.policy import ExperimentPolicy, Policy
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The two versions of a prompt under test and the canary's configured share."""
+
+    prompt: str
+    production: str
+    canary: str
+    canary_percentage: float
+    source: str
+
+    def arms(self) -> list[Arm]:
+        return [
+            Arm(name=v, labels={"prompt": self.prompt, "prompt_version": v})
+            for v in (self.production, self.canary)
+        ]
 
 
 @dataclass
