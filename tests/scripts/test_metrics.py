@@ -7,8 +7,10 @@ Prometheus scraping it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from app.core.metrics import SCORE_BUCKETS, ServiceMetrics
+from contract.metrics import PROCESS_START
 from scripts.toolkit.cli import EXIT_INCONCLUSIVE
 from scripts.toolkit.metrics import (
     Arm,
@@ -34,6 +37,7 @@ from scripts.toolkit.metrics import (
     observe,
     parse_exposition,
 )
+from scripts.toolkit.platform.router_metrics import RouterMetrics
 from scripts.toolkit.policy import DEFAULT_POLICY, load_policy
 from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
@@ -155,11 +159,15 @@ def test_promql_text() -> None:
 
 
 class Process:
-    """One app process's metric set, recording answers as `app.answering` does."""
+    """One app process's metric set, recording answers as `app.answering` does; its
+    process_start_time_seconds is its own (the test's processes share one real process)."""
+
+    started = itertools.count(1_700_000_000)
 
     def __init__(self, track: str = "stable") -> None:
         self.metrics = ServiceMetrics(track=track, app_version="v1", git_sha="abc")
         self.labels = (*self.metrics.base, *VARIANT)
+        self.start = float(next(Process.started))
 
     def answer(self, *, seconds: float = 0.1, score: float = 0.9, cost: float = 1e-4) -> None:
         """A successful answer."""
@@ -179,7 +187,8 @@ class Process:
 
     def exposition(self) -> str:
         """The /metrics page."""
-        return generate_latest(self.metrics.registry).decode()
+        page = generate_latest(self.metrics.registry).decode()
+        return re.sub(rf"^{PROCESS_START} .*$", f"{PROCESS_START} {self.start}", page, flags=re.M)
 
 
 def observe_all(process: Process, labels: dict[str, str] | None = None) -> dict[str, object]:
@@ -375,7 +384,90 @@ def test_scrape_follows_each_replica_of_an_arm(pages: Pages) -> None:
         two.answer()
     data = source.read(QUERIES, arms)["stable"]
     assert data["error_rate"] == Ratio(0, 55 + 1 + 110)
-    assert source.resets == [f"stable/{q.name}" for q in QUERIES if q.name != "negative_feedback"]
+    assert source.resets == [f"stable/{q.name}" for q in QUERIES]
+
+
+def test_scrape_sees_a_restart_by_the_start_time_when_the_new_process_passed_the_old(
+    pages: Pages,
+) -> None:
+    """The measured defect: a restarted process whose counts passed the old ones by the next
+    reading looked like one process, and 125 errors out of 3,100 read as 65 out of 1,100.
+    process_start_time_seconds changed, so it is a restart, whatever the counts did."""
+    old = pages.processes["a"] = Process()
+    source, arms = ScrapeSource(), [Arm("stable", STABLE, (pages.url("a"),))]
+    for _ in range(1950):
+        old.answer()
+    for _ in range(50):
+        old.error()
+    assert source.read(QUERIES, arms)["stable"]["error_rate"] == Ratio(50, 2000)
+    new = pages.processes["a"] = Process()
+    for _ in range(1025):
+        new.answer()
+    for _ in range(75):
+        new.error()
+    data = source.read(QUERIES, arms)["stable"]
+    assert data["error_rate"] == Ratio(125, 3100)
+    quality = data["quality_score"]
+    assert isinstance(quality, Histogram) and quality.count == 1950 + 1025
+    assert min(quality.counts) >= 0
+    assert "stable/error_rate" in source.resets
+
+
+def test_scrape_sees_a_restart_by_a_series_that_went_down(pages: Pages) -> None:
+    """Without a start time (a service that does not expose it), one series going down is a
+    restart even when the arm's sums grew: no histogram bucket of -80."""
+    old = pages.processes["a"] = Process()
+    old.start = math.nan  # dropped from the page: parse_exposition keeps finite values only
+    source, arms = ScrapeSource(), [Arm("stable", STABLE, (pages.url("a"),))]
+    for _ in range(100):
+        old.answer(score=0.9)
+    source.read(QUERIES, arms)
+    new = pages.processes["a"] = Process()
+    new.start = math.nan
+    for _ in range(20):
+        new.answer(score=0.9)
+    for _ in range(200):
+        new.answer(score=0.5)
+    quality = source.read(QUERIES, arms)["stable"]["quality_score"]
+    assert isinstance(quality, Histogram)
+    assert quality.count == 320 and min(quality.counts) >= 0
+    assert source.resets
+
+
+class RouterPage:
+    """The router's /-/metrics page, served like a process's."""
+
+    def __init__(self, metrics: RouterMetrics) -> None:
+        self.metrics = metrics
+
+    def exposition(self) -> str:
+        return generate_latest(self.metrics.registry).decode()
+
+
+def test_scrape_keeps_the_counts_of_a_process_that_refuses_connections() -> None:
+    """A crashed canary refuses connections: its arm keeps what it counted while another page
+    (the router's) answers, and the router's failures count as the canary's errors."""
+    instance, router = Pages(), Pages()
+    canary = instance.processes["metrics"] = Process("canary")
+    failures = RouterMetrics()
+    router.processes["metrics"] = RouterPage(failures)  # type: ignore[assignment]
+    urls = (instance.url("metrics"), router.url("metrics"))
+    arms = [Arm("canary", {"track": "canary", "app_version": "v1"}, urls)]
+    source = ScrapeSource()
+    try:
+        for _ in range(8):
+            canary.answer()
+        canary.error()
+        assert source.read(QUERIES, arms)["canary"]["error_rate"] == Ratio(1, 9)
+        instance.close()  # the canary crashed: its port refuses connections
+        failures.backend_errors.labels("canary", "v1", "refused").inc(6)
+        failures.backend_errors.labels("canary", "older", "refused").inc(50)  # another canary
+        data = source.read(QUERIES, arms)["canary"]
+        assert data["error_rate"] == Ratio(1 + 6, 9 + 6)
+        quality = data["quality_score"]
+        assert isinstance(quality, Histogram) and quality.count == 8
+    finally:
+        router.close()
 
 
 def test_scrape_failure_is_metrics_unavailable_and_changes_nothing(pages: Pages) -> None:
@@ -393,7 +485,7 @@ def test_scrape_failure_is_metrics_unavailable_and_changes_nothing(pages: Pages)
     assert source.read(QUERIES, [good])["stable"]["error_rate"] == Ratio(0, 2)
     assert source.resets == []
     refused = Arm("stable", STABLE, (f"http://127.0.0.1:{free_port()}/metrics",))
-    with pytest.raises(MetricsUnavailable, match="cannot read stable metrics"):
+    with pytest.raises(MetricsUnavailable, match="every metrics page refuses connections"):
         source.read(QUERIES, [refused])
 
 

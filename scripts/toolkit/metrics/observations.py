@@ -22,10 +22,6 @@ class Ratio:
         """Both sets of events together (two replicas, or two lifetimes of one process)."""
         return Ratio(self.hits + other.hits, self.total + other.total)
 
-    def is_reset_from(self, other: Ratio) -> bool:
-        """Whether a counter went down since `other` (the process restarted)."""
-        return self.hits < other.hits or self.total < other.total
-
 
 @dataclass(frozen=True)
 class Histogram:
@@ -78,10 +74,6 @@ class Histogram:
             for bound, count in zip(histogram.bounds, histogram.counts, strict=True):
                 merged[bound] += count
         return Histogram(bounds, tuple(merged.values()), total)
-
-    def is_reset_from(self, other: Histogram) -> bool:
-        """Whether a counter went down since `other` (the process restarted)."""
-        return self.count < other.count
 
 
 Observation = Ratio | Histogram
