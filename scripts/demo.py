@@ -151,7 +151,8 @@ def demo(args: argparse.Namespace) -> list[Rollout]:
 
         def code_target() -> CodeTarget:
             urls = track_urls(state_dir)
-            return CodeTarget(backend, urls.get(Track.STABLE, []), urls.get(Track.CANARY, []))
+            stable, canary = urls.get(Track.STABLE, []), urls.get(Track.CANARY, [])
+            return CodeTarget(backend, stable, canary, router_url=router)
 
         say("\n== deploying a good canary (this checkout, a new version label)")
         tracks.deploy(state_dir, track=Track.CANARY, env={"APP_VERSION": "demo-good"})

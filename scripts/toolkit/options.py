@@ -72,7 +72,7 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 def build_target(args: argparse.Namespace) -> RolloutTarget:
     """The rollout target the options describe, with URLs filled in from the local platform."""
-    from scripts.toolkit.platform.state import registry_dir, track_urls  # noqa: PLC0415  # optional part
+    from scripts.toolkit.platform.state import StateStore, registry_dir, track_urls  # noqa: PLC0415  # optional part
 
     local = args.backend == "local"
     urls = track_urls(args.platform_dir) if local else {}
@@ -86,4 +86,6 @@ def build_target(args: argparse.Namespace) -> RolloutTarget:
             urls=stable + canary,
         )
     backend = build_backend(args.backend, platform_dir=args.platform_dir)
-    return CodeTarget(backend=backend, stable_urls=stable, canary_urls=canary)
+    state = StateStore(args.platform_dir).try_read() if local else None
+    router = state.router_url if state else None  # counts the requests a track failed
+    return CodeTarget(backend=backend, stable_urls=stable, canary_urls=canary, router_url=router)

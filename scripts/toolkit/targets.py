@@ -80,6 +80,8 @@ class CodeTarget:
     stable_urls: list[str] = field(default_factory=list)
     canary_urls: list[str] = field(default_factory=list)
     kind: str = "code"
+    # The local platform's router: its /-/metrics counts the requests each track failed.
+    router_url: str | None = None
 
     def canary_percent(self) -> float:
         return self.backend.state().canary_weight
@@ -89,6 +91,7 @@ class CodeTarget:
         every instance: a rating is counted where it arrives, labelled with the track that
         answered, so stable's /metrics carries canary series too (Prometheus needs no URL)."""
         urls = tuple(metrics_url(u) for u in [*self.stable_urls, *self.canary_urls])
+        urls += (f"{self.router_url.rstrip('/')}/-/metrics",) if self.router_url else ()
         versions = self.backend.state().versions
 
         def arm(track: Track) -> Arm:
