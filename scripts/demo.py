@@ -26,7 +26,7 @@ from pathlib import Path
 
 from contract.files import REPO_ROOT
 from contract.tracks import Track
-from scripts.toolkit import cli, registry_ops
+from scripts.toolkit import chart, cli, registry_ops
 from scripts.toolkit.load import locust_args
 from scripts.toolkit.metrics.factory import source_factory
 from scripts.toolkit.monitor import CheckResult, Monitor
@@ -103,12 +103,15 @@ def run_rollout(
     last = monitor.run(duration=300, once=False, on_check=progress)
     rollout.seconds = time.monotonic() - started
     rollout.final = monitor.state.final
+    svg = state_dir.parent / f"demo-{rollout.title.split(':')[0].lower().replace(' ', '-')}.svg"
+    svg.write_text(chart.svg(monitor.state.history, policy), encoding="utf-8")
     facts = {
         "expected": rollout.expected,
         "outcome": rollout.final or "undecided",
         "duration": f"{rollout.seconds:.0f} s",
         "checks": monitor.state.checks,
         "candidate": monitor.state.target,
+        "chart": svg.name,
     }
     rollout.record = decision_record(
         rollout.title,
@@ -116,6 +119,7 @@ def run_rollout(
         last.reasons,
         verdict=last.verdict,
         facts=facts,
+        chart=chart.mermaid(monitor.state.history, policy),
     )
     mark = "ok" if rollout.ok else "UNEXPECTED"
     say(f"   => {rollout.final or 'undecided'} after {rollout.seconds:.0f} s ({mark})")

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract.files import REPO_ROOT
-from scripts.toolkit import cli
+from scripts.toolkit import chart, cli
 from scripts.toolkit.metrics.factory import SOURCES, source_factory
 from scripts.toolkit.monitor import CheckResult, Monitor
 from scripts.toolkit.options import add_policy_option, add_target_options, build_target
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         parser, "--state-file", type=Path,
         help="where the monitor keeps its progress, to resume after an interruption "
         "(default: .local/rollout/<target>.json)",
+    )  # fmt: skip
+    option(
+        parser, "--chart", type=Path,
+        help="where to write the rollout's chart, SVG (default: the state file's, .svg)",
     )  # fmt: skip
     add_target_options(parser)
     return parser
@@ -106,6 +110,9 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             f"unfinished: --duration ran out with the canary at {last.step:g}% and the rollout "
             f"undecided; run the same command again to resume it (progress in {state_file})."
         )
+    chart_file = args.chart or state_file.with_suffix(".svg")
+    chart_file.parent.mkdir(parents=True, exist_ok=True)
+    chart_file.write_text(chart.svg(monitor.state.history, policy), encoding="utf-8")
     facts = {
         "target": monitor.state.target,
         "policy": f"{args.policy.name} ({policy.name})",
@@ -113,6 +120,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         "elapsed": f"{time.time() - monitor.state.started_at:.0f} s",
         "action": last.action if args.act else "none (analysis only)",
         "plan": plan_text(monitor.state.rate, monitor.state.plan),
+        "chart": str(chart_file),
         **{f"note {i + 1}": note for i, note in enumerate(monitor.state.notes)},
     }
     return cli.Outcome(
@@ -127,10 +135,16 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             "plan": monitor.state.plan,
             "notes": monitor.state.notes,
             "target": monitor.target.describe(),
+            "chart": str(chart_file),
         },
         text=text,
         markdown=decision_record(
-            "Canary analysis", status, last.reasons, verdict=last.verdict, facts=facts
+            "Canary analysis",
+            status,
+            last.reasons,
+            verdict=last.verdict,
+            facts=facts,
+            chart=chart.mermaid(monitor.state.history, policy),
         ),
     )
 

@@ -81,9 +81,11 @@ def decision_record(
     *,
     verdict: Judgement | None,
     facts: Mapping[str, object],
+    chart: Sequence[str] = (),
 ) -> str:
     """The canary analysis as a Markdown decision record: per metric both values, the effect
-    with its always-valid interval, the thresholds, the test statistic and the verdict."""
+    with its always-valid interval, the thresholds, the test statistic and the verdict; then
+    the rollout's `chart` (`chart.mermaid`)."""
     header = (
         "metric", "stable", "canary", "effect (canary - stable)", "always-valid CI", "margin",
         "limit", "ln Λ / threshold", "verdict",
@@ -94,6 +96,7 @@ def decision_record(
         [f"{k}: {v}" for k, v in facts.items()],
         ["Reasons:", *(f"- {r}" for r in reasons)],
         rows,
+        chart,
     )
 
 
