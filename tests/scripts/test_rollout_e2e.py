@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,7 +159,8 @@ def test_unreachable_metrics_hold_then_roll_back(
     platform: Path, load: Load, policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     tracks.deploy(platform, track="canary", env={"APP_VERSION": "e2e-dark"})
-    dead = f"http://127.0.0.1:{free_port()}"
+    # A page that answers 404 (a port that refuses is a crashed instance: counted as such).
+    dead = f"{StateStore(platform).read().router_url}/-/not-metrics"
     code, out = monitor(
         platform, policy, tmp_path / "state.json", "--canary-url", dead, capsys=capsys
     )
@@ -174,15 +176,19 @@ def test_unreachable_metrics_hold_then_roll_back(
 def test_a_canary_killed_mid_rollout_is_rolled_back_without_failed_requests(
     platform: Path, load: Load, policy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A crashed canary must not look quiet: the requests the router could not get answered by
+    it (refused, then answered by stable) are its errors, and roll it back within two checks."""
     record = tracks.deploy(platform, track="canary", env={"APP_VERSION": "e2e-killed"})
     failed_before = load.failed
     after_kill: list[int] = []
+    killed_at: list[float] = []
 
     # Kill the canary (a process the platform started for this test) once it serves traffic.
     def kill_when_serving() -> None:
         for _ in range(300):
             if weights(platform).get("canary", 0.0) > 0:
                 os.kill(record.pid, signal.SIGKILL)
+                killed_at.append(time.time())
                 threading.Event().wait(1.0)
                 after_kill.append(load.failed)
                 return
@@ -193,7 +199,11 @@ def test_a_canary_killed_mid_rollout_is_rolled_back_without_failed_requests(
     code, out = monitor(platform, policy, tmp_path / "state.json", capsys=capsys)
     killer.join()
     assert code == EXIT_FAILED, out
-    assert "unavailable" in " ".join(out["data"]["last_check"]["reasons"])
+    last = out["data"]["last_check"]
+    assert any(r.startswith("error_rate") for r in last["reasons"]), last["reasons"]
+    assert len([h for h in out["data"]["history"] if h["at"] > killed_at[0]]) <= 2
+    errors = next(m for m in last["verdict"]["metrics"] if m["name"] == "error_rate")
+    assert errors["canary_value"] > 0.5, errors  # the router's count: the dead app counted none
     assert weights(platform).get("canary", 0.0) == 0.0
     # Only requests in flight on the canary when it died can fail (one per load worker at
     # most); afterwards the router retries refused connections on stable: no user sees an error.
