@@ -313,7 +313,7 @@ def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated w
             if targets[i].ended is not None:
                 o = outcomes[i]
                 o.final, o.seconds = targets[i].ended or "", clock.now
-                o.reasons = tuple(result.reasons)
+                o.reasons = (*result.reasons, *monitors[i].state.notes)
                 o.canary_answers = float(canary.answers[i])
                 o.failed_requests = float(canary.errors[i] + canary.refused[i])
                 if o.final == "rolled back":
