@@ -34,10 +34,16 @@ def prometheus_binary() -> str | None:
 
 
 def write_targets(path: Path, targets: dict[str, list[str]]) -> None:
-    """Write the discovery file: `{group: ["127.0.0.1:8001", ...]}`, each group labelled
-    `group=<name>`; written atomically so Prometheus never reads half a file."""
+    """Write the discovery file: `{group: ["127.0.0.1:8001", ...]}`, each target labelled
+    `group=<name>` and scraped at `/metrics` unless it names its path (`127.0.0.1:8000/-/metrics`,
+    the router's); written atomically so Prometheus never reads half a file."""
     groups = [
-        {"targets": hosts, "labels": {"group": name}} for name, hosts in sorted(targets.items())
+        {
+            "targets": [host],
+            "labels": {"group": name, "__metrics_path__": f"/{metrics or 'metrics'}"},
+        }
+        for name, hosts in sorted(targets.items())
+        for host, _, metrics in (target.partition("/") for target in hosts)
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(groups, indent=2))
