@@ -218,8 +218,10 @@ def start_prometheus(state: PlatformState, *, port: int | None = None) -> Starte
 
 
 def write_targets(state: PlatformState) -> None:
-    """Point Prometheus at every track's instance (it rereads the file within a second)."""
+    """Point Prometheus at every track's instance and at the router, which counts the requests
+    each track failed (it rereads the file within a second)."""
     targets = {track: [f"127.0.0.1:{r.port}"] for track, r in state.apps().items()}
+    targets["router"] = [f"127.0.0.1:{state.router_port}/-/metrics"]
     prometheus_server.write_targets(Path(state.state_dir) / "prometheus" / "targets.json", targets)
 
 
