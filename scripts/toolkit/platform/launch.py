@@ -7,7 +7,7 @@ import hashlib
 import os
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from contract import http, settings
@@ -51,14 +51,7 @@ class AppSpec:
     @classmethod
     def of(cls, record: ProcessRecord) -> AppSpec:
         """The spec a running instance was started with (to restart it the same way)."""
-        return cls(
-            track=str(record.track),
-            cwd=record.cwd,
-            version=str(record.version),
-            git_sha=str(record.git_sha),
-            git_ref=record.git_ref,
-            extra_env=dict(record.extra_env),
-        )
+        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
 
 
 def checkout_spec(repo: Path, track: str) -> AppSpec:
@@ -137,6 +130,7 @@ def _start(
 
 
 def _started(process: ManagedProcess, kind: str, cwd: Path, spec: AppSpec | None = None) -> Started:
+    """The record of a started process; an app's also holds its spec (what it runs)."""
     pid = int(process.pid or 0)
     record = ProcessRecord(
         name=process.name,
@@ -145,12 +139,9 @@ def _started(process: ManagedProcess, kind: str, cwd: Path, spec: AppSpec | None
         identity=process_identity(pid) or "",
         port=process.port,
         args=process.args,
-        cwd=str(cwd),
         log=str(process.log_path),
+        **(asdict(spec) if spec else {"cwd": str(cwd)}),
     )
-    if spec is not None:
-        record.track, record.version, record.git_sha = spec.track, spec.version, spec.git_sha
-        record.git_ref, record.extra_env = spec.git_ref, dict(spec.extra_env)
     return Started(process, record)
 
 
