@@ -155,6 +155,11 @@ class Monitor:
             except ValueError as exc:
                 raise ToolkitError(f"{self.state_file}: {exc}; delete it to start over.") from exc
 
+    @property
+    def _per_request(self) -> bool:
+        """Code canaries assign each request by chance when the policy says so (few users)."""
+        return self.policy.code_assignment == "request" and self.target.kind == "code"
+
     def check(self) -> CheckResult:
         """Read, judge, decide, and act when told to."""
         now = self.clock()
@@ -173,7 +178,7 @@ class Monitor:
         step = self.target.canary_percent()
         if step <= 0 and self.act and state.step < 0:
             # A fresh rollout: the canary is deployed with no traffic; start the first step.
-            self.target.set_percent(self.policy.steps[0])
+            self.target.set_percent(self.policy.steps[0], per_request=self._per_request)
             step = state.step = self.policy.steps[0]
             state.step_started_at, state.bounds, state.moved = now, [None], True
         if step <= 0:
@@ -238,8 +243,7 @@ class Monitor:
         ]
         # The sample ratio needs a reading of the step's start (not a canary found moved before
         # this monitor, nor a first reading in which stable's series were not there yet).
-        per_request = self.policy.code_assignment == "request" and self.target.kind == "code"
-        per_request = per_request and _count(self.policy, cuts[-2].get("s", {})) > 0
+        per_request = self._per_request and _count(self.policy, cuts[-2].get("s", {})) > 0
         full = state.judged_at is None or now - state.judged_at >= self.policy.interval_seconds
         verdict = judge(
             self.policy,
@@ -369,7 +373,7 @@ class Monitor:
             state.final = RolloutOutcome.PROMOTED
             return state.final.value
         following = self.policy.next_step(step)
-        self.target.set_percent(following)
+        self.target.set_percent(following, per_request=self._per_request)
         state.step, state.step_started_at, state.moved = following, now, True
         state.bounds.append(self._reading)
         return f"stepped to {following:g}%"

@@ -74,7 +74,8 @@ def promote(
         target.finish()
         return _left(target, "promoted")
     before = target.canary_percent()
-    target.set_percent(_share(to, policy, before))
+    per_request = load_policy(policy).code_assignment == "request"
+    target.set_percent(_share(to, policy, before), per_request=per_request)
     return _left(target, f"canary moved from {before:g}%")
 
 

@@ -48,8 +48,9 @@ class RolloutTarget(Protocol):
     def arms(self) -> tuple[Arm, Arm]:
         """The stable and canary arms, for the metric source."""
 
-    def set_percent(self, percent: float) -> None:
-        """Give the canary `percent` of traffic."""
+    def set_percent(self, percent: float, *, per_request: bool = False) -> None:
+        """Give the canary `percent` of traffic (code canaries: `per_request` assigns each
+        request by chance; prompt canaries are always sticky by user)."""
 
     def finish(self) -> None:
         """Make the canary the new stable (idempotent)."""
@@ -101,8 +102,8 @@ class CodeTarget:
 
         return arm(Track.STABLE), arm(Track.CANARY)
 
-    def set_percent(self, percent: float) -> None:
-        self.backend.set_canary_weight(percent)
+    def set_percent(self, percent: float, *, per_request: bool = False) -> None:
+        self.backend.set_canary_weight(percent, per_request=per_request)
 
     def finish(self) -> None:
         self.backend.promote_canary()
@@ -158,8 +159,9 @@ class PromptTarget:
             Arm(Track.CANARY, {PROMPT: self.prompt, PROMPT_VERSION: state.canary}, urls),
         )
 
-    def set_percent(self, percent: float) -> None:
-        """Set the canary's traffic_percentage (100 stays canary until finish)."""
+    def set_percent(self, percent: float, *, per_request: bool = False) -> None:
+        """Set the canary's traffic_percentage (100 stays canary until finish); assignment in
+        the service is by user, whatever `per_request` says."""
         registry_ops.set_canary_percentage(self.registry_dir, self.prompt, percent)
 
     def finish(self) -> None:

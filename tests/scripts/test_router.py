@@ -302,6 +302,24 @@ async def test_canary_5_to_20_keeps_its_users_and_rollback_returns_them(
 
 
 @pytest.mark.integration
+def test_per_request_assignment_splits_one_users_requests_and_survives_a_weight_change(
+    router: RouterProcess,
+) -> None:
+    """The policy's `code_assignment: request`: the router draws each request, so one heavy user
+    cannot put a whole step's traffic on one arm; a later weight change keeps the mode."""
+    body = {"backends": router.backends.urls, "weights": {"canary": 50, "stable": 50}}
+    assert router.admin("PUT", {**body, "per_request": True}).json()["per_request"] is True
+    with httpx.Client(base_url=router.url, headers={"X-User-ID": "u-1"}) as client:
+        tracks = Counter(client.get("/ping").headers["X-Routed-Track"] for _ in range(400))
+    assert 0.4 <= tracks["canary"] / 400 <= 0.6
+    changed = RoutingTable.from_dict(router.admin("GET").json()).changed(
+        weights={"canary": 20, "stable": 80}
+    )
+    assert router.admin("PUT", changed.to_dict()).json()["per_request"] is True
+    assert router.put({"canary": 20, "stable": 80}).json()["per_request"] is False
+
+
+@pytest.mark.integration
 async def test_blue_green_switch_flips_every_user_at_once(router: RouterProcess) -> None:
     router.backends.start("blue")
     router.backends.start("green")

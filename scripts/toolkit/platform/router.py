@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,9 @@ def application(
                 f"The routing table is at revision {current.revision}, not {expected}; "
                 "read it again.",
             )
-        if proposed.backends == current.backends and proposed.weights == current.weights:
+        if proposed.changed() == current.changed():
             return current
-        new = RoutingTable.build(proposed.backends, proposed.weights, current.revision + 1)
+        new = replace(proposed, revision=current.revision + 1)
         if persist is not None:
             try:
                 await asyncio.to_thread(persist, new)

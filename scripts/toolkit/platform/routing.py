@@ -117,15 +117,16 @@ class RoutingTable:
         *,
         backends: Mapping[str, str] | None = None,
         weights: Mapping[str, float] | None = None,
+        per_request: bool | None = None,
     ) -> RoutingTable:
-        """A validated copy with new backends and/or weights (same revision: the router
-        assigns the next one when it accepts the table)."""
+        """A validated copy with new backends, weights and/or assignment (same revision: the
+        router assigns the next one when it accepts the table)."""
         table = RoutingTable.build(
             self.backends if backends is None else backends,
             self.weights if weights is None else weights,
             self.revision,
         )
-        return replace(table, per_request=self.per_request)
+        return replace(table, per_request=self.per_request if per_request is None else per_request)
 
 
 def _ranges(weights: Mapping[str, float]) -> tuple[tuple[int, str], ...]:

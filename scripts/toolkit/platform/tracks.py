@@ -109,8 +109,11 @@ def undeploy(state_dir: Path, *, track: str) -> TrafficState:
     return traffic(state_dir)
 
 
-def set_canary_weight(state_dir: Path, percent: float) -> TrafficState:
-    """Send `percent` of units to the canary and the rest to stable (one atomic change)."""
+def set_canary_weight(
+    state_dir: Path, percent: float, *, per_request: bool = False
+) -> TrafficState:
+    """Send `percent` of units to the canary and the rest to stable (one atomic change); with
+    `per_request`, each request is assigned by chance instead of sticky by user."""
     if not math.isfinite(percent) or not 0 <= percent <= 100:
         raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
     _, client = operations.require_up(StateStore(state_dir))
@@ -126,7 +129,7 @@ def set_canary_weight(state_dir: Path, percent: float) -> TrafficState:
         weights[Track.STABLE] = 100.0 - percent
         if Track.CANARY in table.backends:
             weights[Track.CANARY] = float(percent)
-        return table.changed(weights=weights)
+        return table.changed(weights=weights, per_request=per_request and 0 < percent < 100)
 
     client.update(change)
     return traffic(state_dir)

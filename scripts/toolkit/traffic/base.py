@@ -62,8 +62,9 @@ class TrafficBackend(Protocol):
     def state(self) -> TrafficState:
         """The current state, read from the platform (not from a cache)."""
 
-    def set_canary_weight(self, percent: float) -> TrafficState:
-        """Send `percent` of traffic to the canary, the rest to stable."""
+    def set_canary_weight(self, percent: float, *, per_request: bool = False) -> TrafficState:
+        """Send `percent` of traffic to the canary, the rest to stable: sticky by user, or each
+        request by chance (`per_request`, the policy's `code_assignment: request`)."""
 
     def promote_canary(self) -> TrafficState:
         """Make the canary's version the stable one, then retire the canary (weight 0)."""

@@ -23,8 +23,8 @@ class LocalBackend:
     def state(self) -> TrafficState:
         return tracks.traffic(self.platform_dir)
 
-    def set_canary_weight(self, percent: float) -> TrafficState:
-        return tracks.set_canary_weight(self.platform_dir, percent)
+    def set_canary_weight(self, percent: float, *, per_request: bool = False) -> TrafficState:
+        return tracks.set_canary_weight(self.platform_dir, percent, per_request=per_request)
 
     def promote_canary(self) -> TrafficState:
         return tracks.promote_canary(self.platform_dir, timeout=self.timeout)
