@@ -197,9 +197,15 @@ class SimulatedTarget:
         """Arm names only: the simulated source knows the data."""
         return Arm("stable", {"track": "stable"}), Arm("canary", {"track": "canary"})
 
-    def set_percent(self, percent: float) -> None:
+    crashed: bool = False  # the canary refuses every connection
+
+    def set_percent(self, percent: float, *, per_request: bool = False) -> None:
         """Move traffic."""
         self.percent = percent
+
+    def canary_down(self) -> str | None:
+        """What the monitor's probe of the canary finds."""
+        return "every canary instance refuses connections" if self.crashed else None
 
     def finish(self) -> None:
         """Promoted."""
@@ -284,7 +290,7 @@ def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated w
     """Run `rollouts` rollouts from the first step to promotion, rollback or MAX_SECONDS."""
     rng = np.random.default_rng(seed)
     clock = Clock()
-    targets = [SimulatedTarget() for _ in range(rollouts)]
+    targets = [SimulatedTarget(crashed=scenario.crash) for _ in range(rollouts)]
     sources = [SimulatedSource() for _ in range(rollouts)]
     monitors = [
         Monitor(policy, t, fixed_source(s), act=True, clock=clock, sleep=lambda _: None)

@@ -35,6 +35,10 @@ from scripts.toolkit.metrics.factory import SourceFactory
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.targets import RolloutOutcome, RolloutTarget
 
+# A canary that refuses every connection at this many checks in a row is rolled back, however
+# little traffic it gets (two: one refused probe may be a restart in progress).
+CANARY_DOWN_CHECKS = 2
+
 
 @dataclass
 class RolloutState:
@@ -54,6 +58,7 @@ class RolloutState:
     notes: list[str] = field(default_factory=list)  # what the decision record must say
     last_data_at: float | None = None
     checks: int = 0
+    down_checks: int = 0  # checks in a row at which the canary refused every connection
     final: RolloutOutcome | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     source_state: dict[str, Any] | None = None  # a scrape source's counts, to resume with them
@@ -194,6 +199,10 @@ class Monitor:
         state.checks += 1
         in_step = now - state.step_started_at
         decision, reasons, verdict = self._decide(now, step, in_step)
+        down = self.target.canary_down()
+        state.down_checks = state.down_checks + 1 if down else 0
+        if down and state.down_checks >= CANARY_DOWN_CHECKS:
+            decision, reasons = "rollback", [f"{down}, at {state.down_checks} checks in a row"]
         result = CheckResult(decision, reasons, step, in_step, verdict, at=now)
         if self.act:
             result.action = self._act(decision, step, now)

@@ -9,6 +9,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpx
+
+from contract.http import HEALTH_PATH
 from contract.metrics import APP_VERSION, PROMPT, PROMPT_VERSION, TRACK
 from contract.tracks import Track
 from scripts.toolkit import registry_ops
@@ -66,6 +69,10 @@ class RolloutTarget(Protocol):
 
     def identity(self) -> RolloutIdentity:
         """Names this rollout."""
+
+    def canary_down(self) -> str | None:
+        """Why no canary instance can be reached (each refuses connections), or None; a check
+        that needs no traffic, so a dead canary is caught at any request rate."""
 
 
 def metrics_url(base: str) -> str:
@@ -132,6 +139,20 @@ class CodeTarget:
         candidate = self.backend.state().versions.get(Track.CANARY)
         return RolloutIdentity(self.kind, self.backend.name, candidate)
 
+    def canary_down(self) -> str | None:
+        """Every known canary URL refuses connections (None when no URL is known)."""
+        if not self.canary_urls:
+            return None
+        for url in self.canary_urls:
+            try:
+                httpx.get(f"{url.rstrip('/')}{HEALTH_PATH}", timeout=2.0)
+            except httpx.ConnectError:
+                continue
+            except httpx.HTTPError:
+                return None  # it answers, slowly or badly: the metrics judge that
+            return None
+        return f"every canary instance refuses connections ({', '.join(self.canary_urls)})"
+
 
 @dataclass
 class PromptTarget:
@@ -193,3 +214,7 @@ class PromptTarget:
 
     def identity(self) -> RolloutIdentity:
         return RolloutIdentity(self.kind, self.prompt, self._state().canary)
+
+    def canary_down(self) -> str | None:
+        """A prompt canary runs inside every instance: it is down only when they all are."""
+        return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
 from scripts.toolkit.metrics.factory import fixed_source
 from scripts.toolkit.monitor import Monitor, RolloutState
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
-from scripts.toolkit.targets import PromptTarget
+from scripts.toolkit.processes import free_port
+from scripts.toolkit.targets import CodeTarget, PromptTarget
+from scripts.toolkit.traffic.base import TrafficState
 from tests.scripts.synthetic import FakeClock, ScriptedSource, arm, unavailable
 from tests.support.registry import add_prompt
 
@@ -324,3 +328,68 @@ def test_duration_running_out_mid_rollout_is_unfinished_not_done(
     assert json.loads(captured.out)["status"] == "unfinished"
     assert "run the same command again to resume" in captured.err
     assert production(registry).canary == "v2"  # stepped forward, not finished
+
+
+class RecordingBackend:
+    """The toolkit's own TrafficBackend interface over a dict: what was asked, nothing else."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.traffic = TrafficState({"stable": 100.0, "canary": 0.0}, {"canary": "v2"})
+        self.calls: list[str] = []
+
+    def state(self) -> TrafficState:
+        return self.traffic
+
+    def set_canary_weight(self, percent: float, *, per_request: bool = False) -> TrafficState:
+        self.calls.append(f"weight {percent:g} per_request={per_request}")
+        weights = {"stable": 100.0 - percent, "canary": percent}
+        self.traffic = TrafficState(weights, {"canary": "v2"})
+        return self.traffic
+
+    def rollback_canary(self) -> TrafficState:
+        self.calls.append("rollback")
+        self.traffic = TrafficState({"stable": 100.0})
+        return self.traffic
+
+    def promote_canary(self) -> TrafficState:
+        raise AssertionError("a dead canary is never promoted")
+
+    def switch(self, track: str) -> TrafficState:
+        raise AssertionError(track)
+
+    def switch_back(self) -> TrafficState:
+        raise AssertionError("switch_back")
+
+
+def test_a_canary_that_refuses_every_connection_is_rolled_back_at_the_second_check() -> None:
+    """No traffic needed: at 1 answer/s a 5% canary sees one request in 20 s, far too few for
+    its error rate to decide quickly, but a probe of its instances finds it dead at once."""
+    clock = FakeClock()
+    backend = RecordingBackend()
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
+    target = CodeTarget(backend=backend, canary_urls=[dead])
+    quiet = ScriptedSource([(arm(0), arm(0))])  # no answers on either arm
+    run = Monitor(
+        fast_policy(), target, fixed_source(quiet), act=True, clock=clock, sleep=clock.sleep
+    )
+    first = run.check()
+    assert first.decision == "hold"
+    second = run.check()
+    assert second.decision == "rollback"
+    assert second.action == "rolled back"
+    assert "refuses connections" in second.reasons[0]
+    assert backend.calls == ["weight 10 per_request=True", "rollback"]
+
+
+def test_a_canary_that_answers_is_not_taken_for_dead() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alive = f"http://127.0.0.1:{server.server_address[1]}"
+        assert CodeTarget(backend=RecordingBackend(), canary_urls=[alive]).canary_down() is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert CodeTarget(backend=RecordingBackend()).canary_down() is None  # no URL known
