@@ -25,7 +25,7 @@ from scripts.toolkit.evaluation.gate import judge_score, mean_interval, paired_i
 from scripts.toolkit.evaluation.scoring import Answer, refusal_correctness, score_case, token_f1
 from scripts.toolkit.policy import EvalMetricPolicy
 from scripts.toolkit.processes import ManagedProcess, free_port
-from tests.scripts.test_policy import EXAMPLE, write
+from tests.support.policy import EXAMPLE, write
 from tests.support.registry import add_prompt, example_prompt, set_provider_model, write_atomically
 from tests.support.service import ADMIN_TOKEN, REPO, StartApp
 

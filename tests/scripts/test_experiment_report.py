@@ -24,7 +24,7 @@ from scripts.toolkit.experiment.variant_stats import histogram_quantile
 from scripts.toolkit.metrics import Histogram
 from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
-from tests.scripts.test_policy import EXAMPLE, write
+from tests.support.policy import EXAMPLE, write
 from tests.support.polling import poll_until
 from tests.support.registry import add_prompt
 from tests.support.service import REPO, StartApp

@@ -21,8 +21,8 @@ from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
 from scripts.toolkit.processes import free_port
 from scripts.toolkit.targets import CodeTarget, PromptTarget
 from scripts.toolkit.traffic.base import TrafficState
-from tests.scripts.synthetic import FakeClock, ScriptedSource, arm, unavailable
 from tests.support.registry import add_prompt
+from tests.support.synthetic import FakeClock, ScriptedSource, arm, unavailable
 
 
 def fast_policy(**overrides: object) -> Policy:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from contract.files import REPO_ROOT
 from scripts import monitor_canary, promote
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
@@ -28,7 +29,7 @@ from scripts.toolkit.traffic.local import LocalBackend
 from tests.support.load import Load
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 
 import numpy as np
 import pytest
 
-from contract.metrics import COST_BUCKETS, SCORE_BUCKETS
+from contract.metrics import SCORE_BUCKETS
 from scripts.toolkit.analysis import Effect, margin
-from scripts.toolkit.judge import Judgement, MetricVerdict, critical_tests, judge, judge_metric
+from scripts.toolkit.judge import MetricVerdict, critical_tests, judge, judge_metric
 from scripts.toolkit.metrics import ArmData, Histogram, Ratio
 from scripts.toolkit.policy import MetricPolicy, Policy
-from tests.scripts.test_policy import example_policy
+from tests.support.policy import example_policy
+from tests.support.synthetic import by_name, exact_arm, histogram
 
 
 @pytest.fixture(scope="module")
@@ -29,48 +29,6 @@ def effect_of(metric: MetricVerdict) -> Effect:
     return metric.effect
 
 
-def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
-    """A histogram holding `count` observations of each `value` (value <= bound: its bucket)."""
-    counts = [0.0] * len(bounds)
-    for value, count in values.items():
-        counts[next(i for i, bound in enumerate(bounds) if value <= bound)] += count
-    return Histogram(bounds, tuple(counts), sum(v * c for v, c in values.items()))
-
-
-def arm(
-    n: float,
-    *,
-    errors: float = 0.01,
-    slow: float = 0.08,
-    refusals: float = 0.25,
-    answer_scores: tuple[float, ...] = (0.8, 0.9, 1.0),
-    cost: float = 1e-4,
-    down: float = 0.2,
-) -> ArmData:
-    """One arm after `n` answers, with exactly the given rates: errors among answers; among the
-    rest, slow ones, refusals (score 0) and scores spread over `answer_scores`, a cost per
-    answer spread ±20% around `cost`, and 30% of answers rated, `down` of them down."""
-    answered = n * (1 - errors)
-    scores = {0.0: answered * refusals}
-    for score in answer_scores:
-        scores[score] = scores.get(score, 0.0) + answered * (1 - refusals) / len(answer_scores)
-    rated = 0.3 * answered
-    return {
-        "error_rate": Ratio(errors * n, n),
-        "slow_answers": Ratio(slow * answered, answered),
-        "quality_score": histogram(SCORE_BUCKETS, scores),
-        "cost_per_answer": histogram(
-            COST_BUCKETS, {cost * 0.8: answered / 3, cost: answered / 3, cost * 1.2: answered / 3}
-        ),
-        "negative_feedback": Ratio(down * rated, rated),
-    }
-
-
-def by_name(verdict: Judgement) -> dict[str, MetricVerdict]:
-    """The verdict's metrics by name."""
-    return {m.name: m for m in verdict.metrics}
-
-
 CRITICAL = ("error_rate", "slow_answers", "quality_score")
 
 
@@ -81,7 +39,7 @@ CRITICAL = ("error_rate", "slow_answers", "quality_score")
 def test_identical_arms_with_too_few_answers_hold_as_insufficient(
     policy: Policy, canary_n: int
 ) -> None:
-    verdict = judge(policy, arm(19 * canary_n), arm(canary_n))
+    verdict = judge(policy, exact_arm(19 * canary_n), exact_arm(canary_n))
     assert verdict.decision == "hold"
     metrics = by_name(verdict)
     for name in CRITICAL:
@@ -92,14 +50,14 @@ def test_identical_arms_with_too_few_answers_hold_as_insufficient(
 
 
 def test_a_short_stable_arm_is_insufficient_too(policy: Policy) -> None:
-    verdict = judge(policy, arm(150), arm(5000))
+    verdict = judge(policy, exact_arm(150), exact_arm(5000))
     assert verdict.decision == "hold"
     assert by_name(verdict)["error_rate"].reason == "stable has 150 of 200 samples"
 
 
 @pytest.mark.parametrize("canary_n", [200, 300, 600, 1000, 2000, 5000, 20_000])
 def test_identical_arms_never_roll_back(policy: Policy, canary_n: int) -> None:
-    verdict = judge(policy, arm(19 * canary_n), arm(canary_n))
+    verdict = judge(policy, exact_arm(19 * canary_n), exact_arm(canary_n))
     assert verdict.decision != "rollback"
     assert all(m.verdict != "fail" for m in verdict.metrics)
 
@@ -107,10 +65,10 @@ def test_identical_arms_never_roll_back(policy: Policy, canary_n: int) -> None:
 def test_identical_arms_hold_until_the_quality_interval_fits_the_margin(policy: Policy) -> None:
     """With the score's variance (~0.15), the interval needs about 1,500 canary answers to fit
     inside the 0.05 margin; before that the judge holds, after it promotes."""
-    early = judge(policy, arm(19 * 600), arm(600))
+    early = judge(policy, exact_arm(19 * 600), exact_arm(600))
     assert early.decision == "hold"
     assert by_name(early)["quality_score"].verdict == "inconclusive"
-    late = judge(policy, arm(19 * 3000), arm(3000))
+    late = judge(policy, exact_arm(19 * 3000), exact_arm(3000))
     assert late.decision == "promote"
     assert all(by_name(late)[name].verdict == "pass" for name in CRITICAL)
 
@@ -152,7 +110,7 @@ def test_seeded_aa_streams_never_roll_back(policy: Policy) -> None:
 
 
 def test_an_erroring_canary_rolls_back_naming_error_rate(policy: Policy) -> None:
-    verdict = judge(policy, arm(19 * 1000), arm(1000, errors=0.10))
+    verdict = judge(policy, exact_arm(19 * 1000), exact_arm(1000, errors=0.10))
     assert verdict.decision == "rollback"
     metrics = by_name(verdict)
     assert metrics["error_rate"].verdict == "fail"
@@ -163,7 +121,7 @@ def test_an_erroring_canary_rolls_back_naming_error_rate(policy: Policy) -> None
 def test_a_canary_with_lower_quality_rolls_back_naming_quality_score(policy: Policy) -> None:
     """Mean score 0.675 on stable, 0.475 on the canary (it refuses 47% instead of 25%)."""
     worse = 1 - 0.475 / 0.9
-    verdict = judge(policy, arm(19 * 1000), arm(1000, refusals=worse))
+    verdict = judge(policy, exact_arm(19 * 1000), exact_arm(1000, refusals=worse))
     assert verdict.decision == "rollback"
     metrics = by_name(verdict)
     assert effect_of(metrics["quality_score"]).estimate == pytest.approx(-0.2)
@@ -173,7 +131,7 @@ def test_a_canary_with_lower_quality_rolls_back_naming_quality_score(policy: Pol
 
 def test_a_canary_beyond_the_limit_rolls_back_while_stable_is_within_it(policy: Policy) -> None:
     """8% errors on the canary, 3% on stable: the limit (5%) decides, whatever the margin."""
-    verdict = judge(policy, arm(16_000, errors=0.03), arm(4000, errors=0.08))
+    verdict = judge(policy, exact_arm(16_000, errors=0.03), exact_arm(4000, errors=0.08))
     assert verdict.decision == "rollback"
     error_rate = by_name(verdict)["error_rate"]
     assert error_rate.verdict == "fail"
@@ -185,7 +143,7 @@ def test_when_stable_breaches_the_limit_too_the_platform_is_degraded_and_the_jud
 ) -> None:
     """8% errors on the canary, 7% on stable: within the margin, both beyond the limit. Rolling
     back would help nobody: hold, and say why."""
-    verdict = judge(policy, arm(16_000, errors=0.07), arm(4000, errors=0.08))
+    verdict = judge(policy, exact_arm(16_000, errors=0.07), exact_arm(4000, errors=0.08))
     assert verdict.decision == "hold"
     error_rate = by_name(verdict)["error_rate"]
     assert error_rate.degraded and not verdict.no_harm
@@ -195,18 +153,20 @@ def test_when_stable_breaches_the_limit_too_the_platform_is_degraded_and_the_jud
 def test_a_quality_limit_below_which_the_canary_fails(policy: Policy) -> None:
     """higher_is_better limits read the other way: a canary scoring 0.40 on average is below
     the 0.5 floor; with stable as low, the platform is degraded."""
-    canary = arm(4000, refusals=1 - 0.40 / 0.9)
-    quality = by_name(judge(policy, arm(16_000), canary))["quality_score"]
+    canary = exact_arm(4000, refusals=1 - 0.40 / 0.9)
+    quality = by_name(judge(policy, exact_arm(16_000), canary))["quality_score"]
     assert quality.verdict == "fail"
     assert quality.reason.startswith("below the limit 0.5")
-    both = by_name(judge(policy, arm(16_000, refusals=1 - 0.42 / 0.9), canary))["quality_score"]
+    both = by_name(judge(policy, exact_arm(16_000, refusals=1 - 0.42 / 0.9), canary))[
+        "quality_score"
+    ]
     assert both.degraded and both.verdict == "inconclusive"
 
 
 def test_a_failing_advisory_metric_never_rolls_back(policy: Policy) -> None:
     """Twice the cost and two and a half times the down-votes: reported as failing, but the
     critical metrics pass, so the canary is promoted."""
-    verdict = judge(policy, arm(19 * 5000), arm(5000, cost=2e-4, down=0.5))
+    verdict = judge(policy, exact_arm(19 * 5000), exact_arm(5000, cost=2e-4, down=0.5))
     metrics = by_name(verdict)
     assert metrics["cost_per_answer"].verdict == "fail"
     assert metrics["negative_feedback"].verdict == "fail"
@@ -215,9 +175,9 @@ def test_a_failing_advisory_metric_never_rolls_back(policy: Policy) -> None:
 
 
 def test_a_failing_critical_metric_rolls_back_even_when_another_is_missing(policy: Policy) -> None:
-    canary = arm(1000, errors=0.10)
+    canary = exact_arm(1000, errors=0.10)
     del canary["quality_score"]
-    verdict = judge(policy, arm(19 * 1000), canary)
+    verdict = judge(policy, exact_arm(19 * 1000), canary)
     assert verdict.decision == "rollback"
     assert by_name(verdict)["quality_score"].verdict == "missing"
 
@@ -226,9 +186,9 @@ def test_a_failing_critical_metric_rolls_back_even_when_another_is_missing(polic
 
 
 def test_missing_canary_data_holds(policy: Policy) -> None:
-    canary = arm(5000)
+    canary = exact_arm(5000)
     del canary["quality_score"]
-    verdict = judge(policy, arm(19 * 5000), canary)
+    verdict = judge(policy, exact_arm(19 * 5000), canary)
     assert verdict.decision == "hold"
     quality = by_name(verdict)["quality_score"]
     assert quality.verdict == "missing"
@@ -237,7 +197,7 @@ def test_missing_canary_data_holds(policy: Policy) -> None:
 
 @pytest.mark.parametrize("empty", ["stable", "canary"])
 def test_an_arm_without_any_data_holds(policy: Policy, empty: str) -> None:
-    arms = {"stable": arm(19 * 5000), "canary": arm(5000)}
+    arms = {"stable": exact_arm(19 * 5000), "canary": exact_arm(5000)}
     arms[empty] = {}
     verdict = judge(policy, arms["stable"], arms["canary"])
     assert verdict.decision == "hold"
@@ -253,7 +213,7 @@ def test_an_arm_that_saw_nothing_is_insufficient_and_serialises(policy: Policy) 
         "cost_per_answer": Histogram((), (), 0.0),
         "negative_feedback": Ratio(0, 0),
     }
-    verdict = judge(policy, arm(5000), nothing)
+    verdict = judge(policy, exact_arm(5000), nothing)
     assert verdict.decision == "hold"
     record = verdict.to_dict()
     json.dumps(record, allow_nan=False)
@@ -264,7 +224,7 @@ def test_an_arm_that_saw_nothing_is_insufficient_and_serialises(policy: Policy) 
 
 
 def test_decision_record_fields(policy: Policy) -> None:
-    verdict = judge(policy, arm(19 * 1000), arm(1000, errors=0.10))
+    verdict = judge(policy, exact_arm(19 * 1000), exact_arm(1000, errors=0.10))
     # error margin + limit, slow margin, quality margin + limit, and the sample ratio
     assert critical_tests(policy) == 6
     record = verdict.to_dict()
@@ -290,7 +250,7 @@ def test_decision_record_fields(policy: Policy) -> None:
 
 
 def test_statistic_stays_under_its_threshold_while_inconclusive(policy: Policy) -> None:
-    verdict = judge(policy, arm(19 * 600), arm(600))
+    verdict = judge(policy, exact_arm(19 * 600), exact_arm(600))
     quality = by_name(verdict)["quality_score"]
     assert quality.verdict == "inconclusive"
     assert quality.statistic is not None and quality.threshold is not None
@@ -306,7 +266,9 @@ def test_alpha_is_split_over_the_critical_tests_only(policy: Policy) -> None:
         if metric["name"] == "cost_per_answer":
             metric["critical"] = True
     assert critical_tests(Policy.model_validate(data)) == 7
-    assert judge(policy, arm(9000), arm(1000)).metrics[0].alpha == pytest.approx(0.05 / 6)
+    assert judge(policy, exact_arm(9000), exact_arm(1000)).metrics[0].alpha == pytest.approx(
+        0.05 / 6
+    )
 
 
 # --- relative margins -----------------------------------------------------------------------
@@ -329,15 +291,15 @@ def cost_metric(**changes: object) -> MetricPolicy:
 
 def test_relative_margin_is_a_share_of_the_stable_mean(policy: Policy) -> None:
     metric = cost_metric()
-    stable, n = arm(20_000)["cost_per_answer"], 20_000 * 0.99
+    stable, n = exact_arm(20_000)["cost_per_answer"], 20_000 * 0.99
     over = judge_metric(
-        policy, metric, stable, arm(5000, cost=1.5e-4)["cost_per_answer"], alpha=0.01
+        policy, metric, stable, exact_arm(5000, cost=1.5e-4)["cost_per_answer"], alpha=0.01
     )
     assert over.margin == pytest.approx(0.25 * stable.total / n)
     assert over.verdict == "fail"
     assert over.reason.startswith("worse than stable by more than 2.5e-05")
     under = judge_metric(
-        policy, metric, stable, arm(5000, cost=1.05e-4)["cost_per_answer"], alpha=0.01
+        policy, metric, stable, exact_arm(5000, cost=1.05e-4)["cost_per_answer"], alpha=0.01
     )
     assert under.verdict == "pass"
 
@@ -353,7 +315,10 @@ def test_relative_margin_accounts_for_the_uncertainty_of_the_stable_mean(policy:
     """The margin moves with the stable estimate, so the interval the judge compares it with is
     that of canary - 1.25 · stable: wider than the plain difference's by the stable arm's share."""
     metric = cost_metric()
-    stable, canary = arm(2000)["cost_per_answer"], arm(2000, cost=1.1e-4)["cost_per_answer"]
+    stable, canary = (
+        exact_arm(2000)["cost_per_answer"],
+        exact_arm(2000, cost=1.1e-4)["cost_per_answer"],
+    )
     relative = judge_metric(policy, metric, stable, canary, alpha=0.01)
     absolute = judge_metric(
         policy,

@@ -13,8 +13,8 @@ from scripts.toolkit.judge import judge, limit_evidence
 from scripts.toolkit.metrics import Ratio
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.stats import compare, proportion
-from tests.scripts.test_judge import arm, by_name
-from tests.scripts.test_policy import example_policy
+from tests.support.policy import example_policy
+from tests.support.synthetic import by_name, exact_arm
 
 
 def test_the_wealth_is_the_average_of_the_fixed_bet_products() -> None:
@@ -71,7 +71,7 @@ def test_a_histogram_is_read_at_the_bucket_edge_that_keeps_the_test_valid(
     """Scores spread inside buckets: the test of a lower limit uses each bucket's upper edge,
     so a canary whose scores all sit just under the 0.5 limit's bucket edge is not rejected."""
     metric = policy.measures()["quality_score"]
-    data = arm(4000, refusals=0.0, answer_scores=(0.5,))["quality_score"]  # all at 0.5
+    data = exact_arm(4000, refusals=0.0, answer_scores=(0.5,))["quality_score"]  # all at 0.5
     assert limit_evidence(metric, data) < 0.1  # no evidence of being below 0.5
     assert limit_evidence(metric, data, breach=False) < 0.1  # nor of being above it
 
@@ -85,8 +85,8 @@ def policy() -> Policy:
 def test_strata_compare_within_time_so_a_shared_outage_cancels_out(policy: Policy) -> None:
     """A step at 5% without errors, then a step at 50% during an outage (30% errors on both
     arms): cumulated, the canary looks 13 points worse (Simpson's paradox); by step, equal."""
-    first = (arm(19_000, errors=0.0), arm(1000, errors=0.0))
-    second = (arm(5000, errors=0.3), arm(5000, errors=0.3))
+    first = (exact_arm(19_000, errors=0.0), exact_arm(1000, errors=0.0))
+    second = (exact_arm(5000, errors=0.3), exact_arm(5000, errors=0.3))
     cumulative = compare(
         proportion(0.3 * 5000, 24_000), proportion(0.3 * 5000, 6000), tau=0.02, alpha=0.01
     )
@@ -99,12 +99,12 @@ def test_strata_compare_within_time_so_a_shared_outage_cancels_out(policy: Polic
 
 
 def test_a_canary_getting_far_less_than_its_weight_is_rolled_back(policy: Policy) -> None:
-    stable = arm(2000)
-    starved = {**arm(10), "error_rate": Ratio(0, 10)}
+    stable = exact_arm(2000)
+    starved = {**exact_arm(10), "error_rate": Ratio(0, 10)}
     verdict = judge(policy, stable, starved, weight=0.2)
     assert verdict.decision == "rollback"
     assert any(r.startswith("sample ratio") for r in verdict.reasons)
-    assert judge(policy, arm(1600), arm(400), weight=0.2).decision != "rollback"
+    assert judge(policy, exact_arm(1600), exact_arm(400), weight=0.2).decision != "rollback"
 
 
 def test_the_sample_ratio_test_keeps_its_alpha_under_its_null() -> None:

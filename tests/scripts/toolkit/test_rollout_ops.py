@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from contract.files import REPO_ROOT
 from contract.registry.loader import load_registry
 from scripts import promote
 from scripts.toolkit.cli import EXIT_OK, EXIT_USAGE
 from scripts.toolkit.options import platform_admin_token
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 EXAMPLE = REPO / "examples" / "prompts" / "rag_answer" / "v2.yaml"
 
 

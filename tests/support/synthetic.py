@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from app.core.metrics import COST_BUCKETS, LATENCY_BUCKETS, SCORE_BUCKETS
+from contract.metrics import COST_BUCKETS, LATENCY_BUCKETS, SCORE_BUCKETS
+from scripts.toolkit.judge import Judgement, MetricVerdict
 from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, MetricsUnavailable, Ratio
 
 INF = float("inf")
@@ -86,3 +87,45 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         """Advance the clock."""
         self.now += seconds
+
+
+def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
+    """A histogram holding `count` observations of each `value` (value <= bound: its bucket)."""
+    counts = [0.0] * len(bounds)
+    for value, count in values.items():
+        counts[next(i for i, bound in enumerate(bounds) if value <= bound)] += count
+    return Histogram(bounds, tuple(counts), sum(v * c for v, c in values.items()))
+
+
+def exact_arm(
+    n: float,
+    *,
+    errors: float = 0.01,
+    slow: float = 0.08,
+    refusals: float = 0.25,
+    answer_scores: tuple[float, ...] = (0.8, 0.9, 1.0),
+    cost: float = 1e-4,
+    down: float = 0.2,
+) -> ArmData:
+    """One arm after `n` answers, with exactly the given rates: errors among answers; among the
+    rest, slow ones, refusals (score 0) and scores spread over `answer_scores`, a cost per
+    answer spread ±20% around `cost`, and 30% of answers rated, `down` of them down."""
+    answered = n * (1 - errors)
+    scores = {0.0: answered * refusals}
+    for score in answer_scores:
+        scores[score] = scores.get(score, 0.0) + answered * (1 - refusals) / len(answer_scores)
+    rated = 0.3 * answered
+    return {
+        "error_rate": Ratio(errors * n, n),
+        "slow_answers": Ratio(slow * answered, answered),
+        "quality_score": histogram(SCORE_BUCKETS, scores),
+        "cost_per_answer": histogram(
+            COST_BUCKETS, {cost * 0.8: answered / 3, cost: answered / 3, cost * 1.2: answered / 3}
+        ),
+        "negative_feedback": Ratio(down * rated, rated),
+    }
+
+
+def by_name(verdict: Judgement) -> dict[str, MetricVerdict]:
+    """The verdict's metrics by name."""
+    return {m.name: m for m in verdict.metrics}

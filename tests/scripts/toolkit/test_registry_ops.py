@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from contract.files import REPO_ROOT
 from contract.registry.loader import load_registry
 from scripts import promote, rollback
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_OK, EXIT_USAGE, ToolkitError
 from tests.support.registry import add_prompt
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 @pytest.fixture
