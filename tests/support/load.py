@@ -7,14 +7,12 @@ import json
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (Path(__file__).resolve().parents[2] / "eval" / "golden.jsonl").open()
-]
+from contract.files import REPO_ROOT
+
+QUESTIONS = [json.loads(line)["question"] for line in (REPO_ROOT / "eval" / "golden.jsonl").open()]
 
 
 class Load:
