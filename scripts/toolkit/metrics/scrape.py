@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import httpx
 
 from contract.metrics import PROCESS_START
 from scripts.toolkit.metrics.exposition import Sample, observe, parse_exposition
-from scripts.toolkit.metrics.observations import ArmData, Histogram, Observation, Ratio
+from scripts.toolkit.metrics.observations import ArmData, Observation, Ratio, observation_from
 from scripts.toolkit.metrics.source import Arm, MetricQuery, MetricsUnavailable, one_sentence
 
 
@@ -105,9 +105,7 @@ class ScrapeSource:
         try:
             self._counted = {
                 (e["key"][0], e["key"][1], e["key"][2]): _Counted(
-                    baseline=_load(e["baseline"]),
-                    last=_load(e["last"]),
-                    carried=_load(e["carried"]),
+                    *(observation_from(e[f]) for f in ("baseline", "last", "carried"))
                 )
                 for e in state.get("counted", [])
             }
@@ -151,39 +149,16 @@ def _fetch(client: httpx.Client, url: str, arm: str) -> list[Sample] | None:
 
 
 def _dump(observation: Observation) -> dict[str, Any]:
-    if isinstance(observation, Ratio):
-        return {"kind": "ratio", "hits": observation.hits, "total": observation.total}
-    return {
-        "kind": "histogram",
-        "bounds": list(observation.bounds),
-        "counts": list(observation.counts),
-        "total": observation.total,
-    }
-
-
-def _load(data: dict[str, Any]) -> Observation:
-    if data["kind"] == "ratio":
-        return Ratio(float(data["hits"]), float(data["total"]))
-    return Histogram(
-        tuple(float(b) for b in data["bounds"]),
-        tuple(float(c) for c in data["counts"]),
-        float(data["total"]),
-    )
-
-
-def _same_kind(a: Observation, b: Observation, operation: str) -> Any:
-    """`a.<operation>(b)` when both are of one kind (Ratio or Histogram)."""
-    if type(a) is not type(b):
-        raise TypeError("observations of different kinds")
-    return getattr(a, operation)(b)
+    kind = "ratio" if isinstance(observation, Ratio) else "histogram"
+    return {"kind": kind, **asdict(observation)}
 
 
 def _minus(a: Observation, b: Observation) -> Observation:
-    return cast(Observation, _same_kind(a, b, "minus"))
+    return a.minus(b)  # type: ignore[arg-type]  # one process's series keep their kind
 
 
 def _plus(a: Observation, b: Observation) -> Observation:
-    return cast(Observation, _same_kind(a, b, "plus"))
+    return a.plus(b)  # type: ignore[arg-type]
 
 
 def _counters(page: list[Sample], names: set[str]) -> dict[str, float]:
