@@ -9,10 +9,11 @@ import socket
 import subprocess  # nosec B404  # runs this project's own modules, never a shell
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+Popen = subprocess.Popen[bytes]
 
 
 def free_port() -> int:
@@ -20,6 +21,53 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _popen(args: list[str], *, env: dict[str, str], cwd: Path | None, log_path: Path) -> Popen:
+    """Start `args` in its own session, its output appended to `log_path` (the child keeps its
+    own copy of the log file, so this process closes its copy at once)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603  # nosec B603  # fixed argv, no shell
+            args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def start_detached(args: list[str], *, env: dict[str, str], cwd: Path, log_path: Path) -> int:
+    """Start `args` like `ManagedProcess.start` and leave it running on its own; its PID, to
+    wait for with `wait_http` and stop with `stop_pid`."""
+    popen = _popen(args, env=env, cwd=cwd, log_path=log_path)
+    _DETACHED[popen.pid] = popen  # reaped by stop_pid, never a zombie
+    return popen.pid
+
+
+def wait_http(
+    url: str, path: str, *, running: Callable[[], bool], name: str, log_path: Path, timeout: float
+) -> None:
+    """Wait until `url``path` answers 200 while `running()`; raise RuntimeError with the log
+    tail otherwise."""
+    import httpx  # noqa: PLC0415  # here: the router imports this module and starts faster
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if not running():
+                raise RuntimeError(f"{name} exited early:\n{log_tail(log_path)}")
+            try:
+                if client.get(url + path).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer {path} in {timeout:.0f} s:\n{log_tail(log_path)}")
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a process's output."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 @dataclass
@@ -32,8 +80,7 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     cwd: Path | None = None
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    _log: IO[bytes] | None = field(default=None, repr=False)
+    process: Popen | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -45,77 +92,48 @@ class ManagedProcess:
 
     def start(self) -> ManagedProcess:
         """Start the child (its output goes to `log_path`)."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603  # nosec B603  # fixed argv, no shell
-            self.args,
-            env=self.env,
-            cwd=self.cwd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = _popen(self.args, env=self.env, cwd=self.cwd, log_path=self.log_path)
         return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def wait_http(self, path: str = "/healthz", *, timeout: float = 30.0) -> None:
         """Wait until `path` answers 200; raise RuntimeError with the log tail otherwise."""
-        import httpx  # noqa: PLC0415  # here: the router imports this module and starts faster
-
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self.process is None or self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-                try:
-                    if client.get(self.url + path).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.name} did not answer {path} in {timeout:.0f} s:\n{self.log_tail()}"
+        wait_http(
+            self.url,
+            path,
+            running=self.running,
+            name=self.name,
+            log_path=self.log_path,
+            timeout=timeout,
         )
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the child only (never to processes it did not start)."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.running():
             self.process.send_signal(sig)
 
     def stop(self, *, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit code."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
+        if self.running():
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        if self._log is not None:
-            self._log.close()
         return self.process.returncode
 
     def log_tail(self, lines: int = 30) -> str:
         """The last `lines` lines of the child's output."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def detach(self) -> int:
-        """Leave the child running on its own (it has its own session): close this process's
-        copy of the log and return the PID, to stop later with `stop_pid`."""
-        if self.process is None:
-            raise RuntimeError(f"{self.name} was not started")
-        _DETACHED[self.process.pid] = self.process  # reaped by stop_pid, never a zombie
-        if self._log is not None:
-            self._log.close()
-        return self.process.pid
+        return log_tail(self.log_path, lines)
 
 
 # Children this process detached: kept so they can be reaped (no zombie, no ResourceWarning).
-_DETACHED: dict[int, subprocess.Popen[bytes]] = {}
+_DETACHED: dict[int, Popen] = {}
 
 
 def process_identity(pid: int) -> str | None:

@@ -49,11 +49,11 @@ def write_targets(path: Path, targets: dict[str, list[str]]) -> None:
     atomic_write(path, json.dumps(groups, indent=2))
 
 
-def start_prometheus(
+def command(
     *, port: int, workdir: Path, targets_file: Path, scrape_interval: float = 1.0
-) -> ManagedProcess:
-    """Start Prometheus on 127.0.0.1:`port` with its data in `workdir`; call `wait_http(
-    "/-/ready")` on the result (the first query answers a few seconds after start)."""
+) -> list[str]:
+    """The command line of Prometheus on 127.0.0.1:`port` with its config and data in
+    `workdir` (written here) and its targets in `targets_file`."""
     binary = prometheus_binary()
     if binary is None:
         raise FileNotFoundError("prometheus is not installed (apt-get install prometheus)")
@@ -69,17 +69,23 @@ def start_prometheus(
         ),
         encoding="utf-8",
     )
-    return ManagedProcess(
-        name="prometheus",
-        args=[
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=1d",
-            "--web.enable-lifecycle",
-        ],
-        port=port,
-        env=dict(os.environ),
-        log_path=workdir / "prometheus.log",
-    ).start()
+    return [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1d",
+        "--web.enable-lifecycle",
+    ]
+
+
+def start_prometheus(
+    *, port: int, workdir: Path, targets_file: Path, scrape_interval: float = 1.0
+) -> ManagedProcess:
+    """Start Prometheus (see `command`); call `wait_http("/-/ready")` on the result (the first
+    query answers a few seconds after start)."""
+    args = command(
+        port=port, workdir=workdir, targets_file=targets_file, scrape_interval=scrape_interval
+    )
+    log = workdir / "prometheus.log"
+    return ManagedProcess("prometheus", args, port, dict(os.environ), log).start()

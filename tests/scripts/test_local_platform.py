@@ -412,8 +412,8 @@ def test_interrupted_replacement_is_adopted_or_stopped_by_the_next_operation(
         # What `deploy` has done when interrupted before it routes the new instance.
         started = launch.start_app(store.read(), launch.checkout_spec(REPO, "canary"))
         with store.edit() as state:
-            state.retiring.append(started.record)
-        return started.wait_ready(60)
+            state.retiring.append(started)
+        return launch.wait_ready(started, 60)
 
     orphan = half_deployed()
     assert platform.cli("up")[0] == 0

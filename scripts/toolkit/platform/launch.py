@@ -7,15 +7,21 @@ import hashlib
 import os
 import socket
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import replace
 from pathlib import Path
 
 from contract import http, settings
 from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs
-from scripts.toolkit.platform.state import PlatformState, ProcessRecord
-from scripts.toolkit.processes import ManagedProcess, free_port, process_identity, stop_pid
+from scripts.toolkit.platform.state import PlatformState, ProcessRecord, now
+from scripts.toolkit.processes import (
+    free_port,
+    process_identity,
+    start_detached,
+    stop_pid,
+    wait_http,
+)
 
 READY_PATH = {
     "model-server": "/healthz",
@@ -34,58 +40,19 @@ APP_DEFAULTS = {
     settings.DRAIN_SECONDS: "0.5",
     settings.SHUTDOWN_GRACE_SECONDS: "15",
 }
-STOP_TIMEOUT = {"app": 30.0, "router": 15.0, "model-server": 15.0, "prometheus": 15.0}
 
 
-@dataclass(frozen=True)
-class AppSpec:
-    """What an app instance runs: the code (cwd, version, SHA) and its extra settings."""
-
-    track: str
-    cwd: str
-    version: str
-    git_sha: str
-    git_ref: str | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, record: ProcessRecord) -> AppSpec:
-        """The spec a running instance was started with (to restart it the same way)."""
-        return cls(**{f.name: getattr(record, f.name) for f in fields(cls)})
-
-
-def checkout_spec(repo: Path, track: str) -> AppSpec:
+def checkout_spec(repo: Path, track: str) -> ProcessRecord:
     """`track` running the current checkout, versioned by its short SHA ("dev" outside git)."""
     revision = gitrefs.checkout_revision(repo)
-    return AppSpec(
+    return ProcessRecord(
+        track,
+        "app",
         track=track,
         cwd=str(repo),
         version=revision.short if revision else "dev",
         git_sha=revision.sha if revision else "unknown",
     )
-
-
-@dataclass
-class Started:
-    """A process just started: its record, and a bounded wait for it to answer."""
-
-    process: ManagedProcess
-    record: ProcessRecord
-
-    def wait_ready(self, timeout: float) -> ProcessRecord:
-        """Wait until it answers its readiness path, then leave it running on its own; on
-        failure stop it and raise a ToolkitError with the end of its log."""
-        try:
-            self.process.wait_http(READY_PATH[self.record.kind], timeout=timeout)
-        except RuntimeError as exc:
-            self.stop()
-            raise ToolkitError(f"{exc}\n(log: {self.record.log})") from exc
-        self.process.detach()
-        return self.record
-
-    def stop(self) -> None:
-        self.process.detach()
-        stop(self.record)
 
 
 def port_free(port: int) -> bool:
@@ -112,50 +79,50 @@ def clean_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(settings.PREFIX)}
 
 
-def _start(
-    state: PlatformState,
-    kind: str,
-    args: list[str],
-    *,
-    port: int,
-    env: dict[str, str] | None = None,
-    spec: AppSpec | None = None,
-) -> Started:
-    name = spec.track if spec else kind
-    log = Path(state.state_dir) / "logs" / f"{'app-' if spec else ''}{name}-{port}.log"
-    cwd = Path(spec.cwd if spec else state.repo)
-    env = env or clean_environment()
-    process = ManagedProcess(name=name, args=args, port=port, env=env, log_path=log, cwd=cwd)
-    return _started(process.start(), kind, cwd, spec)
+def start(state: PlatformState, record: ProcessRecord, env: dict[str, str]) -> ProcessRecord:
+    """The one way every process starts: the record's `args` detached (own session, output in
+    its log), from its folder (default: the repository); the record of the started process, to
+    wait for with `wait_ready` and stop with `stop`."""
+    prefix = "app-" if record.kind == "app" else ""
+    log = Path(state.state_dir) / "logs" / f"{prefix}{record.name}-{record.port}.log"
+    cwd = record.cwd or state.repo
+    pid = start_detached(record.args, env=env, cwd=Path(cwd), log_path=log)
+    identity = process_identity(pid) or ""
+    return replace(record, pid=pid, identity=identity, cwd=cwd, log=str(log), started_at=now())
 
 
-def _started(process: ManagedProcess, kind: str, cwd: Path, spec: AppSpec | None = None) -> Started:
-    """The record of a started process; an app's also holds its spec (what it runs)."""
-    pid = int(process.pid or 0)
-    record = ProcessRecord(
-        name=process.name,
-        kind=kind,
-        pid=pid,
-        identity=process_identity(pid) or "",
-        port=process.port,
-        args=process.args,
-        log=str(process.log_path),
-        **(asdict(spec) if spec else {"cwd": str(cwd)}),
-    )
-    return Started(process, record)
+def wait_ready(record: ProcessRecord, timeout: float) -> ProcessRecord:
+    """Wait until `record` answers its readiness path, then leave it running on its own; on
+    failure stop it and raise a ToolkitError with the end of its log."""
+    try:
+        wait_http(
+            record.url,
+            READY_PATH[record.kind],
+            running=record.running,
+            name=record.name,
+            log_path=Path(record.log),
+            timeout=timeout,
+        )
+    except RuntimeError as exc:
+        stop(record)
+        raise ToolkitError(f"{exc}\n(log: {record.log})") from exc
+    return record
 
 
-def start_model_server(state: PlatformState, *, port: int | None = None) -> Started:
+def start_model_server(state: PlatformState, *, port: int | None = None) -> ProcessRecord:
     """The embedded OpenAI-compatible model server."""
     port = reuse_port(port)
     args = [sys.executable, "-m", "app.model_server", "--port", str(port)]
-    return _start(state, "model-server", args, port=port)
+    record = ProcessRecord("model-server", "model-server", port=port, args=args)
+    return start(state, record, clean_environment())
 
 
-def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -> Started:
-    """An app instance of `spec` on `port` (default: a new free port), run by the platform's
-    service command (default `python -m app`; a service that needs no model ignores
-    APP_PROVIDER_BASE_URL)."""
+def start_app(
+    state: PlatformState, spec: ProcessRecord, *, port: int | None = None
+) -> ProcessRecord:
+    """An app instance of `spec` (its `APP_SPEC` fields) on `port` (default: a new free port),
+    run by the platform's service command (default `python -m app`; a service that needs no
+    model ignores APP_PROVIDER_BASE_URL)."""
     model = state.processes.get("model-server")
     if model is None:
         raise ToolkitError("the model server is not recorded; run `up` again.")
@@ -174,17 +141,17 @@ def start_app(state: PlatformState, spec: AppSpec, *, port: int | None = None) -
         **spec.extra_env,
         settings.HOST: "127.0.0.1",
         settings.PORT: str(port),
-        settings.TRACK: spec.track,
-        settings.VERSION: spec.version,
-        settings.GIT_SHA: spec.git_sha,
+        settings.TRACK: str(spec.track),
+        settings.VERSION: str(spec.version),
+        settings.GIT_SHA: str(spec.git_sha),
         # A worktree's own `app` package, not the one installed from the main checkout.
         "PYTHONPATH": os.pathsep.join(filter(None, [spec.cwd, os.environ.get("PYTHONPATH")])),
     }
     args = list(state.service_command or DEFAULT_SERVICE_COMMAND)
-    return _start(state, "app", args, port=port, env=env, spec=spec)
+    return start(state, replace(spec, port=port, args=args), env)
 
 
-def start_router(state: PlatformState) -> Started:
+def start_router(state: PlatformState) -> ProcessRecord:
     """The router on the platform's fixed port; it reads its table from the state file."""
     port = state.router_port
     if not port_free(port):
@@ -194,18 +161,20 @@ def start_router(state: PlatformState) -> Started:
         )
     module = "scripts.toolkit.platform.router"
     args = [sys.executable, "-m", module, "--platform-dir", state.state_dir, "--port", str(port)]
-    return _start(state, "router", args, port=port)
+    return start(
+        state, ProcessRecord("router", "router", port=port, args=args), clean_environment()
+    )
 
 
-def start_prometheus(state: PlatformState, *, port: int | None = None) -> Started:
+def start_prometheus(state: PlatformState, *, port: int | None = None) -> ProcessRecord:
     """Real Prometheus scraping every track (see `write_targets`)."""
     port = reuse_port(port)
     workdir = Path(state.state_dir) / "prometheus"
     write_targets(state)
-    process = prometheus_server.start_prometheus(
-        port=port, workdir=workdir, targets_file=workdir / "targets.json"
-    )
-    return _started(process, "prometheus", workdir)
+    targets = workdir / "targets.json"
+    args = prometheus_server.command(port=port, workdir=workdir, targets_file=targets)
+    record = ProcessRecord("prometheus", "prometheus", port=port, args=args, cwd=str(workdir))
+    return start(state, record, dict(os.environ))
 
 
 def write_targets(state: PlatformState) -> None:
@@ -219,4 +188,4 @@ def write_targets(state: PlatformState) -> None:
 def stop(record: ProcessRecord) -> bool:
     """Stop a recorded process by PID (SIGTERM, bounded wait, SIGKILL); only if it is still the
     process that was started. Returns whether it was running."""
-    return stop_pid(record.pid, record.identity, timeout=STOP_TIMEOUT.get(record.kind, 15.0))
+    return stop_pid(record.pid, record.identity, timeout=30.0 if record.kind == "app" else 15.0)

@@ -17,14 +17,13 @@ from contract.tracks import TRACKS, Track
 from scripts.toolkit import prometheus_server
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs, launch, operations
-from scripts.toolkit.platform.launch import AppSpec, Started
 from scripts.toolkit.platform.routing import RoutingTable
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 
 DEFAULT_PORT = 8000
 PROMETHEUS_MODES = ("auto", "on", "off")
 STOP_ORDER = ("router", *TRACKS, "model-server", "prometheus")
-_Launch = Callable[[Started], Started]  # starts a process and records it as started by `up`
+_Launch = Callable[[ProcessRecord], ProcessRecord]  # records a process `up` started
 
 
 @dataclass
@@ -76,24 +75,16 @@ def up(
                 prometheus_mode=prometheus_mode,
                 service_command=list(service_command) if service_command else None,
             )
-        started: list[Started] = []
-        replaced = dict(store.read().processes)
+        started: list[ProcessRecord] = []
         try:
             result = _bring_up(store, started, timeout=timeout)
         except BaseException:  # also Ctrl-C: stop what this call started, then re-raise
-            for item in reversed(started):
-                item.stop()
+            # Their records stay: a retry restarts the same specs (it replaced only dead ones).
+            for record in reversed(started):
+                launch.stop(record)
             if fresh:
                 shutil.rmtree(store.dir / "registry", ignore_errors=True)
                 store.remove()
-            else:  # back to the records it found, so a retry restarts the same specs
-                with store.edit() as state:
-                    for item in started:
-                        name = item.record.name
-                        if name in replaced:
-                            state.processes[name] = replaced[name]
-                        elif name in state.processes:
-                            del state.processes[name]
             raise
     if port is not None and port != result.state.router_port:
         result.warnings.append(
@@ -125,15 +116,15 @@ def _create(
     )
 
 
-def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> UpResult:
+def _bring_up(store: StateStore, started: list[ProcessRecord], *, timeout: float) -> UpResult:
     result = UpResult(state=store.read())
 
-    def launch_recorded(item: Started) -> Started:
-        started.append(item)
+    def launch_recorded(record: ProcessRecord) -> ProcessRecord:
+        started.append(record)
         with store.edit() as editing:
-            editing.processes[item.record.name] = item.record
-        result.started.append(item.record.name)
-        return item
+            editing.processes[record.name] = record
+        result.started.append(record.name)
+        return record
 
     state = store.read()
     model = state.processes.get("model-server")
@@ -142,7 +133,7 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
         result.kept.append(model.name)
     else:
         item = launch_recorded(launch.start_model_server(state, port=model.port if model else None))
-        model_moved = model is not None and model.port != item.record.port
+        model_moved = model is not None and model.port != item.port
 
     state = store.read()
     apps: dict[str, ProcessRecord | None] = {Track.STABLE: None, **state.apps()}
@@ -152,14 +143,12 @@ def _bring_up(store: StateStore, started: list[Started], *, timeout: float) -> U
             continue
         if record is not None:
             launch.stop(record)  # only when the model server moved: it points at the old one
-        spec = (
-            AppSpec.of(record) if record else launch.checkout_spec(Path(state.repo), Track.STABLE)
-        )
+        spec = record or launch.checkout_spec(Path(state.repo), Track.STABLE)
         port = launch.reuse_port(record.port if record else None)
         launch_recorded(launch.start_app(state, spec, port=port))
     deadline = time.monotonic() + timeout
     for item in list(started):  # started together, waited for in turn within one deadline
-        item.wait_ready(max(deadline - time.monotonic(), 1.0))
+        launch.wait_ready(item, max(deadline - time.monotonic(), 1.0))
 
     _start_router(store, result, launch_recorded, timeout)
     _start_prometheus(store, result, launch_recorded, timeout)
@@ -185,7 +174,7 @@ def _start_router(store: StateStore, result: UpResult, start: _Launch, timeout: 
             else RoutingTable.build(backends, {Track.STABLE: 100.0})
         )
         editing.routes = table.changed(backends={**table.backends, **backends}).to_dict()
-    start(launch.start_router(state)).wait_ready(timeout)
+    launch.wait_ready(start(launch.start_router(state)), timeout)
 
 
 def _start_prometheus(store: StateStore, result: UpResult, start: _Launch, timeout: float) -> None:
@@ -203,11 +192,11 @@ def _start_prometheus(store: StateStore, result: UpResult, start: _Launch, timeo
         return
     item = start(launch.start_prometheus(state, port=record.port if record else None))
     try:
-        item.wait_ready(timeout)
+        launch.wait_ready(item, timeout)
     except ToolkitError as exc:
         if state.prometheus == "on":
             raise
-        operations.forget(store, item.record)
+        operations.forget(store, item)
         result.started.remove("prometheus")
         result.warnings.append(f"Prometheus did not start, use the `scrape` source: {exc}")
 
@@ -240,15 +229,11 @@ def down(state_dir: Path) -> DownResult:
         for record in [*records[:1], *state.retiring, *records[1:]]:
             if launch.stop(record):
                 result.stopped.append(record.name)
-        worktrees = {Path(p) for p in state.worktrees}
-        worktree_dir = store.dir / "worktrees"
-        if worktree_dir.is_dir():
-            worktrees |= set(worktree_dir.iterdir())
-        for path in sorted(worktrees):
+        for path in _worktrees(store):
             gitrefs.remove_worktree(path, repo=Path(state.repo))
             result.removed.append(str(path))
-        if worktree_dir.is_dir() and not any(worktree_dir.iterdir()):
-            worktree_dir.rmdir()
+        if (store.dir / "worktrees").is_dir() and not _worktrees(store):
+            (store.dir / "worktrees").rmdir()
         # Old samples would mix into the next run's queries under the same track labels.
         shutil.rmtree(store.dir / "prometheus" / "data", ignore_errors=True)
         registry = Path(state.registry_dir)
@@ -257,6 +242,12 @@ def down(state_dir: Path) -> DownResult:
             result.removed.append(str(registry))
         store.remove()
     return result
+
+
+def _worktrees(store: StateStore) -> list[Path]:
+    """The checkouts of `deploy --ref` (each in its own folder under `worktrees/`)."""
+    folder = store.dir / "worktrees"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
 def probe(url: str, *, timeout: float = 3.0) -> str:
@@ -295,7 +286,7 @@ def status(state_dir: Path) -> dict[str, Any]:
         "metric_source": "prometheus" if prometheus_ok else "scrape",
         "prometheus_url": state.prometheus_url if prometheus_ok else None,
         "registry_dir": state.registry_dir,
-        "worktrees": state.worktrees,
+        "worktrees": [str(path) for path in _worktrees(store)],
         "retiring": [r.name for r in state.retiring],
         "intent": state.intent,
         "processes": processes,

@@ -18,7 +18,6 @@ import httpx
 from contract.tracks import Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import launch
-from scripts.toolkit.platform.launch import AppSpec
 from scripts.toolkit.platform.routing import RoutingError, RoutingTable
 from scripts.toolkit.platform.state import PlatformState, ProcessRecord, StateStore
 
@@ -152,23 +151,22 @@ def without_track(table: RoutingTable, track: str) -> RoutingTable:
 
 
 def replace_track(
-    store: StateStore, client: RouterClient, spec: AppSpec, *, timeout: float
+    store: StateStore, client: RouterClient, spec: ProcessRecord, *, timeout: float
 ) -> ProcessRecord:
     """Start `spec` as its track's instance without dropping a request: new process on a new
     port, wait until ready, point the router at it, then stop the old one (it drains)."""
-    started = launch.start_app(store.read(), spec)
-    new = started.record
+    new = launch.start_app(store.read(), spec)
     with store.edit() as state:  # recorded before the wait: an interruption cannot leak it
         state.retiring.append(new)
     try:
-        started.wait_ready(timeout)
+        launch.wait_ready(new, timeout)
     except ToolkitError:
         forget(store, new)
         raise
-    client.update(lambda table: with_backend(table, spec.track, new.url))
+    client.update(lambda table: with_backend(table, str(new.track), new.url))
     with store.edit() as state:
-        old = state.processes.get(spec.track)
-        state.processes[spec.track] = new
+        old = state.processes.get(new.name)
+        state.processes[new.name] = new
         state.retiring = [r for r in state.retiring if not same(r, new)]
         if old is not None:
             state.retiring.append(old)

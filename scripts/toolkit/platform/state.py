@@ -33,24 +33,33 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# What an app instance runs: its code and its extra settings.
+APP_SPEC = ("track", "cwd", "version", "git_sha", "git_ref", "extra_env")
+
+
 @dataclass
 class ProcessRecord:
-    """One process the platform started: enough to check it, restart it and stop it by PID."""
+    """One process of the platform: what it runs and, once started, its PID: enough to check
+    it, restart it the same way and stop it by PID."""
 
     name: str  # model-server, router, prometheus, or the app's track
     kind: str  # model-server | app | router | prometheus
-    pid: int
-    identity: str  # start time of the PID: a reused PID is never taken for this process
-    port: int
-    args: list[str]
-    cwd: str
-    log: str
+    pid: int = 0  # 0: not started
+    identity: str = ""  # start time of the PID: a reused PID is never taken for this process
+    port: int = 0
+    args: list[str] = field(default_factory=list)
+    cwd: str = ""
+    log: str = ""
     started_at: str = field(default_factory=now)
     track: str | None = None
     version: str | None = None
     git_sha: str | None = None
     git_ref: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        """What this app instance runs (`APP_SPEC`): the same spec starts the same instance."""
+        return {name: getattr(self, name) for name in APP_SPEC}
 
     @property
     def url(self) -> str:
@@ -86,7 +95,6 @@ class PlatformState:
     # stopped): whatever runs the next operation finds here and the router does not route to
     # is stopped, so an interrupted operation never leaks a process.
     retiring: list[ProcessRecord] = field(default_factory=list)
-    worktrees: list[str] = field(default_factory=list)
     routes: dict[str, Any] | None = None  # owned by the router once it runs
     intent: dict[str, Any] | None = None  # a multi-step operation in progress (promote)
     switched_from: str | None = None  # the track a blue-green switch took traffic from
@@ -134,8 +142,6 @@ class StateStore:
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir.resolve()
         self.path = self.dir / STATE_FILE
-        self._state_lock = self.dir / ".state.lock"
-        self._operation_lock = self.dir / ".operation.lock"
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -165,37 +171,32 @@ class StateStore:
 
     def write(self, state: PlatformState) -> None:
         """Replace the file atomically, readable by its owner only."""
-        with self._locked(self._state_lock, timeout=10.0):
-            self._write(state)
-
-    def _write(self, state: PlatformState) -> None:
-        atomic_write(self.path, json.dumps(state.to_dict(), indent=2), mode=0o600)
+        with self._locked(".state.lock"):
+            atomic_write(self.path, json.dumps(state.to_dict(), indent=2), mode=0o600)
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[PlatformState]:
         """Read, let the caller change, and write back, all under the state lock (hold it
         briefly: the router waits for it to save its routes)."""
-        with self._locked(self._state_lock, timeout=10.0):
+        with self._locked(".state.lock"):
             state = self.read()
             yield state
-            self._write(state)
+            atomic_write(self.path, json.dumps(state.to_dict(), indent=2), mode=0o600)
 
     def remove(self) -> None:
         """Delete the state file (the platform is down)."""
-        with self._locked(self._state_lock, timeout=10.0):
+        with self._locked(".state.lock"):
             self.path.unlink(missing_ok=True)
 
-    @contextlib.contextmanager
-    def operation(self, timeout: float = 120.0) -> Iterator[None]:
+    def operation(self, timeout: float = 120.0) -> contextlib.AbstractContextManager[None]:
         """Hold the operation lock: one deploy, promote, up or down at a time."""
-        with self._locked(self._operation_lock, timeout=timeout):
-            yield
+        return self._locked(".operation.lock", timeout=timeout)
 
     @contextlib.contextmanager
-    def _locked(self, path: Path, *, timeout: float) -> Iterator[None]:
+    def _locked(self, name: str, *, timeout: float = 10.0) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         deadline = time.monotonic() + timeout
-        with path.open("a") as handle:
+        with (self.dir / name).open("a") as handle:
             while True:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -203,7 +204,7 @@ class StateStore:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise ToolkitError(
-                            f"another local platform operation holds {path} for over "
+                            f"another local platform operation holds {self.dir / name} for over "
                             f"{timeout:.0f} s; wait for it to finish and try again."
                         ) from None
                     time.sleep(0.05)

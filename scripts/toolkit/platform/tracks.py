@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from contract.tracks import TRACKS, Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs, operations
-from scripts.toolkit.platform.launch import MANAGED_ENV, AppSpec, checkout_spec
+from scripts.toolkit.platform.launch import MANAGED_ENV, checkout_spec
 from scripts.toolkit.platform.routing import RoutingTable
 from scripts.toolkit.platform.state import ProcessRecord, StateStore, now
 from scripts.toolkit.traffic.base import TrafficState
@@ -71,23 +72,21 @@ def deploy(
         return operations.replace_track(store, client, spec, timeout=timeout)
 
 
-def _spec(store: StateStore, *, track: str, ref: str | None, env: dict[str, str]) -> AppSpec:
-    state = store.read()
-    repo = Path(state.repo)
-    if ref is None:
-        base = checkout_spec(repo, track)
-        cwd, version, sha = base.cwd, base.version, base.git_sha
-    else:
+def _spec(store: StateStore, *, track: str, ref: str | None, env: dict[str, str]) -> ProcessRecord:
+    repo = Path(store.read().repo)
+    spec = checkout_spec(repo, track)
+    if ref is not None:
         revision = gitrefs.resolve(ref, repo=repo)
         path = gitrefs.add_worktree(revision, parent=store.dir / "worktrees", repo=repo)
-        with store.edit() as editing:
-            if str(path) not in editing.worktrees:
-                editing.worktrees.append(str(path))
-        cwd, version, sha = str(path), revision.short, revision.sha
+        spec = replace(spec, cwd=str(path), version=revision.short, git_sha=revision.sha)
     # An explicit APP_VERSION / APP_GIT_SHA names the build (e.g. an image tag) instead.
-    version = env.pop("APP_VERSION", version)
-    sha = env.pop("APP_GIT_SHA", sha)
-    return AppSpec(track=track, cwd=cwd, version=version, git_sha=sha, git_ref=ref, extra_env=env)
+    return replace(
+        spec,
+        version=env.pop("APP_VERSION", spec.version),
+        git_sha=env.pop("APP_GIT_SHA", spec.git_sha),
+        git_ref=ref,
+        extra_env=env,
+    )
 
 
 def undeploy(state_dir: Path, *, track: str) -> TrafficState:
@@ -189,25 +188,13 @@ def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> TrafficState:
         if intent is None:
             if canary is None:
                 return traffic(state_dir)  # nothing to promote (or promoted already)
-            intent = {
-                "op": "promote",
-                "cwd": canary.cwd,
-                "version": canary.version,
-                "git_sha": canary.git_sha,
-                "git_ref": canary.git_ref,
-                "started_at": now(),
-            }
+            spec = {**canary.spec(), "track": Track.STABLE, "extra_env": {}}
+            intent = {"op": "promote", "spec": spec, "started_at": now()}
             with store.edit() as editing:
                 editing.intent = intent
-        target = AppSpec(
-            track=Track.STABLE,
-            cwd=str(intent["cwd"]),
-            version=str(intent["version"]),
-            git_sha=str(intent["git_sha"]),
-            git_ref=intent.get("git_ref"),
-        )
+        target = ProcessRecord(Track.STABLE, "app", **intent["spec"])
         stable = store.read().apps().get(Track.STABLE)
-        if stable is None or AppSpec.of(stable) != target or not stable.running():
+        if stable is None or stable.spec() != target.spec() or not stable.running():
             operations.replace_track(store, client, target, timeout=timeout)
         client.update(lambda table: operations.without_track(table, Track.CANARY))
         operations.retire_track(store, Track.CANARY)
