@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from functools import reduce
 from typing import Any, Literal
 
-from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin
+from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin, worse_sign
 from scripts.toolkit.eprocess import log_evalue
 from scripts.toolkit.metrics import ArmData, Histogram, Observation, Ratio
 from scripts.toolkit.policy import MetricPolicy, Policy
@@ -149,29 +149,32 @@ def _total(observations: Sequence[Observation]) -> Observation:
     return reduce(lambda a, b: a.plus(b), observations)  # type: ignore[arg-type]
 
 
-def _limit_reading(
-    policy: Policy, metric: MetricPolicy, stable: Observation, canary: Observation, alpha: float
-) -> tuple[str | None, str | None, MetricVerdict]:
-    """(failure, unknown) of the exact limit test on this step, and its figures."""
-    result = MetricVerdict(metric.name, metric.critical, metric.direction, "pass", "")
+def _limit_test(
+    policy: Policy,
+    metric: MetricPolicy,
+    stable: Observation,
+    canary: Observation,
+    result: MetricVerdict,
+    alpha: float,
+) -> tuple[list[str], list[str]]:
+    """(failures, unknowns) of the exact limit test on this step; its figures go in `result`."""
     if metric.limit is None:
-        return None, None, result
+        return [], []
     threshold = math.log(policy.judged_steps / alpha)
     evidence = limit_evidence(metric, canary)
     result.limit_evidence, result.limit_threshold = evidence, threshold
     # Stable breaches too: shown, or at least its mean over the same time is beyond the limit
     # (equal arms race to the threshold; the canary must not lose that race to the outage).
-    sign = 1.0 if metric.direction == "lower_is_better" else -1.0
-    beyond = sign * (estimate(stable).mean - metric.limit) > 0
+    beyond = worse_sign(metric.direction) * (estimate(stable).mean - metric.limit) > 0
     if evidence >= threshold and (beyond or limit_evidence(metric, stable) >= threshold):
         result.degraded = True
-        return None, f"the platform is degraded: stable breaches {metric.name} too", result
+        return [], [f"the platform is degraded: stable breaches {metric.name} too"]
     if evidence >= threshold:
         word = "above" if metric.direction == "lower_is_better" else "below"
-        return f"{word} the limit {metric.limit:.4g}", None, result
+        return [f"{word} the limit {metric.limit:.4g}"], []
     if limit_evidence(metric, canary, breach=False) < threshold:
-        return None, f"not yet clear of the limit {metric.limit:.4g}", result
-    return None, None, result
+        return [], [f"not yet clear of the limit {metric.limit:.4g}"]
+    return [], []
 
 
 def judge_metric(
@@ -186,31 +189,29 @@ def judge_metric(
 ) -> MetricVerdict:
     """One metric's verdict on this step's data and the steps `earlier`. `fast`: only the exact
     limit test (the checks between full judgements)."""
-    strata = [*earlier, (stable_now, canary_now)]
-    pairs = [(s, c) for s, c in strata if s is not None and c is not None]
-    if not pairs or stable_now is None or canary_now is None:
-        result = MetricVerdict(metric.name, metric.critical, metric.direction, "missing", "")
-        result.reason, result.limit, result.alpha = (
-            "no data for one of the arms",
-            metric.limit,
-            alpha,
-        )
+    result = MetricVerdict(
+        metric.name, metric.critical, metric.direction, "missing", "no data for one of the arms",
+        limit=metric.limit, alpha=alpha,
+    )  # fmt: skip
+    if stable_now is None or canary_now is None:
         return result
-    failure, waiting, result = _limit_reading(policy, metric, stable_now, canary_now, alpha)
-    failures, unknown = [failure] if failure else [], [waiting] if waiting else []
-    result.limit, result.alpha = metric.limit, alpha
+    failures, unknown = _limit_test(policy, metric, stable_now, canary_now, result, alpha)
+    pairs = [
+        (s, c) for s, c in [*earlier, (stable_now, canary_now)] if s is not None and c is not None
+    ]
     estimates = [(estimate(s), estimate(c)) for s, c in pairs]
-    s, c = estimate(_total([p[0] for p in pairs])), estimate(_total([p[1] for p in pairs]))
+    s, c = (estimate(_total(arm)) for arm in zip(*pairs, strict=True))
     result.stable_value, result.canary_value = s.mean, c.mean
     result.stable_n, result.canary_n = s.n, c.n
     need = policy.samples_needed(metric)
     allowed = margin(metric, pooled_stable_mean(estimates))
+    insufficient = False
     if fast or not metric.has_margin:
         pass
     elif s.n < need or c.n < need or allowed is None:
         short, have = ("canary", c.n) if c.n < need else ("stable", s.n)
         unknown.insert(0, f"{short} has {have:.0f} of {need} samples")
-        result.verdict = "insufficient"
+        insufficient = True
     else:
         # A margin relative to the stable mean moves with the stable estimate: the test is then
         # on canary - (1 ± r) · stable, whose variance carries stable's share up to (1 + r)².
@@ -221,13 +222,9 @@ def judge_metric(
         )
         effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, c.n)
         result.effect, result.threshold, result.margin = effect, math.log(1 / alpha), allowed
+        null = worse_sign(metric.direction) * allowed
         result.statistic = difference_log_lr(
-            s_now,
-            c_now,
-            tau=metric.tau,
-            null=(1.0 if metric.direction == "lower_is_better" else -1.0) * allowed,
-            stable_weight=weight,
-            earlier=prior,
+            s_now, c_now, tau=metric.tau, null=null, stable_weight=weight, earlier=prior
         )
         reading = effect.read(metric.direction, allowed=allowed)
         if reading == "fail":
@@ -237,8 +234,7 @@ def judge_metric(
     if failures:
         result.verdict, result.reason = "fail", "; ".join(failures)
     elif unknown or fast:
-        if result.verdict != "insufficient":
-            result.verdict = "inconclusive"
+        result.verdict = "insufficient" if insufficient else "inconclusive"
         result.reason = "; ".join(unknown) or "within the limit so far (fast check)"
     else:
         result.verdict, result.reason = "pass", "within the margin and the limit"
