@@ -5,9 +5,9 @@ Reading rules, in order:
 1. Sample ratio mismatch (SRM, `srm.py`): when the users per variant do not match the
    configured split, no comparison can be trusted and no winner is declared.
 2. Every comparison is canary - production with an always-valid confidence sequence
-   (`stats.compare`): the report may be re-read at any time, as often as one likes, without
-   inflating the false-winner rate. Each metric's mixing scale tau is fixed by the policy,
-   before data.
+   (`stats.compare`, in `compare_metric` and `check_guardrail`): the report may be re-read at
+   any time, as often as one likes, without inflating the false-winner rate. Each metric's
+   mixing scale tau is fixed by the policy, before data.
 3. A winner needs its primary metric (the policy's `experiment.primary`) to be better, the
    interval of the difference excluding zero in its favour, with at least `min_samples` in
    both variants, and no guardrail (`experiment.guardrails`, rollout metrics) failing for it:
@@ -18,23 +18,19 @@ Reading rules, in order:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from scripts.toolkit.analysis import json_ready
+from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
-from scripts.toolkit.experiment.comparisons import (
-    Comparison,
-    GuardrailCheck,
-    check_guardrail,
-    compare_metric,
-)
 from scripts.toolkit.experiment.srm import SampleRatio, sample_ratio_check
 from scripts.toolkit.experiment.variant_stats import VARIANT_QUERIES, VariantStats, variant_stats
 from scripts.toolkit.judge import estimate
 from scripts.toolkit.metrics import Arm, ArmData, MetricQuery
-from scripts.toolkit.policy import ExperimentPolicy, Policy
+from scripts.toolkit.policy import ExperimentPolicy, MetricPolicy, Policy
+from scripts.toolkit.stats import Estimate, compare
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,97 @@ class Variants:
         ]
 
 
+METHOD = "always-valid (mixture SPRT confidence sequence)"
+
+
+def _mean(e: Estimate) -> float | None:
+    return e.mean if e.n > 0 and math.isfinite(e.mean) else None
+
+
+@dataclass
+class Comparison:
+    """canary - production on one metric, with its always-valid interval and a reading."""
+
+    name: str
+    direction: str
+    production: float | None
+    canary: float | None
+    n_production: float
+    n_canary: float
+    effect: Effect | None
+    better: str | None  # "canary", "production", or None while the interval holds zero
+    data_factor: float | None  # roughly how many times today's data a decision needs
+    reading: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_ready({**asdict(self), "effect": self.effect})
+
+
+@dataclass
+class GuardrailCheck:
+    """A rollout metric that may veto the winner: `fail` when the winner is shown worse than
+    the other variant beyond the policy's margin."""
+
+    name: str
+    margin: float | None
+    effect: Effect | None  # winner - other
+    verdict: Verdict
+    reading: str
+
+    @property
+    def blocks(self) -> bool:
+        """Whether it vetoes the winner."""
+        return self.verdict == "fail"
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_ready({**asdict(self), "effect": self.effect, "blocks": self.blocks})
+
+
+def compare_metric(
+    metric: MetricPolicy, production: Estimate, canary: Estimate, alpha: float
+) -> Comparison:
+    """canary - production on `metric`, read against zero."""
+    result = Comparison(
+        metric.name, metric.direction, _mean(production), _mean(canary), production.n, canary.n,
+        None, None, None, "no data in one of the variants",
+    )  # fmt: skip
+    if production.n <= 0 or canary.n <= 0:
+        return result
+    cmp = compare(production, canary, tau=metric.tau, alpha=alpha)
+    result.effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, canary.n)
+    least, most = result.effect.worse_by(metric.direction)
+    if least > 0 or most < 0:
+        result.better = "production" if least > 0 else "canary"
+        result.reading = f"{result.better} is better (interval excludes 0)"
+    elif cmp.diff == 0:
+        result.reading = "no difference measured"
+    else:
+        # The interval shrinks about as 1/sqrt(n): if the difference holds, a decision needs
+        # about (radius / |diff|)^2 times today's data (a lower bound: the log term grows too).
+        result.data_factor = ((cmp.high - cmp.low) / 2 / abs(cmp.diff)) ** 2
+        result.reading = f"interval holds 0: about {result.data_factor:.1f}x the data if it holds"
+    return result
+
+
+def check_guardrail(
+    metric: MetricPolicy, winner: Estimate, other: Estimate, *, alpha: float
+) -> GuardrailCheck:
+    """Blocks when the winner is shown worse than the other variant beyond the policy's margin."""
+    allowed = margin(metric, other.mean) if other.n > 0 else None
+    if winner.n <= 0 or other.n <= 0:
+        return GuardrailCheck(metric.name, allowed, None, "missing", "no data")
+    cmp = compare(other, winner, tau=metric.tau, alpha=alpha)
+    effect = Effect(cmp.diff, cmp.low, cmp.high, 1 - alpha, METHOD, winner.n)
+    limit = allowed or 0.0
+    verdict = effect.read(metric.direction, allowed=limit)
+    reading = {
+        "fail": f"significantly worse by more than {limit:.4g}",
+        "inconclusive": "not yet clear of the margin (does not block)",
+        "pass": "within the margin",
+    }[verdict]
+    return GuardrailCheck(metric.name, allowed, effect, verdict, reading)
+
+
 @dataclass
 class ExperimentReport:
     """The whole reading of an experiment."""
@@ -65,11 +152,11 @@ class ExperimentReport:
     stats: list[VariantStats]
     srm: SampleRatio
     comparisons: list[Comparison]
-    guardrails: list[GuardrailCheck]
-    status: Literal["winner", "inconclusive", "srm"]
-    winner: str | None
-    winner_role: str | None
-    reasons: list[str]
+    guardrails: list[GuardrailCheck] = field(default_factory=list)
+    status: Literal["winner", "inconclusive", "srm"] = "inconclusive"
+    winner: str | None = None
+    winner_role: str | None = None
+    reasons: list[str] = field(default_factory=list)
     next_command: str | None = None
     source: str = ""
 
@@ -83,7 +170,7 @@ class ExperimentReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, non-finite numbers as None."""
         v = self.variants
-        data: dict[str, Any] = json_ready(
+        return json_ready(
             {
                 "status": self.status,
                 "winner": self.winner,
@@ -105,7 +192,6 @@ class ExperimentReport:
                 "guardrails": {g.name: g.to_dict() for g in self.guardrails},
             }
         )
-        return data
 
 
 def queries(policy: Policy, experiment: ExperimentPolicy) -> list[MetricQuery]:
@@ -141,10 +227,7 @@ def analyze(
         compare_metric(m, estimate(data[prod][m.name]), estimate(data[can][m.name]), alpha)
         for m in compared
     ]
-    report = ExperimentReport(
-        variants, primary, alpha, needed, stats, srm, comparisons, [], "inconclusive",
-        None, None, [],
-    )  # fmt: skip
+    report = ExperimentReport(variants, primary, alpha, needed, stats, srm, comparisons)
     if srm.flagged:
         report.status = "srm"
         report.reasons = [
