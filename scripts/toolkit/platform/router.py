@@ -35,33 +35,24 @@ from scripts.toolkit.platform.state import StateStore
 log = logging.getLogger("router")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-UNAUTHORIZED = "A valid X-Admin-Token header is required."
 
 
-class Refused(Exception):
-    """An admin request refused with `status` and a one-sentence `detail`."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-def _error(status: int, detail: str) -> web.Response:
-    return web.json_response({"detail": detail}, status=status)
+def _refused(status: type[web.HTTPException], detail: str) -> web.HTTPException:
+    """An admin request refused with `status` and a one-sentence `detail` (raised)."""
+    return status(text=json.dumps({"detail": detail}), content_type="application/json")
 
 
 def _proposed_table(body: bytes) -> tuple[dict[str, Any], RoutingTable]:
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise Refused(400, "The body is not valid JSON.") from exc
+        raise _refused(web.HTTPBadRequest, "The body is not valid JSON.") from exc
     if not isinstance(data, dict):
-        raise Refused(400, "The body must be a JSON object.")
+        raise _refused(web.HTTPBadRequest, "The body must be a JSON object.")
     try:
         return data, RoutingTable.from_dict(data)
     except RoutingError as exc:
-        raise Refused(400, str(exc)) from exc
+        raise _refused(web.HTTPBadRequest, str(exc)) from exc
 
 
 def application(
@@ -78,9 +69,10 @@ def application(
     metrics.export(table)
     change_lock = asyncio.Lock()
 
-    def authorized(request: web.Request) -> bool:
+    def authorize(request: web.Request) -> None:
         token = request.headers.get("X-Admin-Token", "")
-        return bool(admin_token) and hmac.compare_digest(token.encode(), admin_token.encode())
+        if not admin_token or not hmac.compare_digest(token.encode(), admin_token.encode()):
+            raise _refused(web.HTTPForbidden, "A valid X-Admin-Token header is required.")
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "revision": table.revision})
@@ -90,29 +82,24 @@ def application(
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def get_routes(request: web.Request) -> web.Response:
-        if not authorized(request):
-            return _error(403, UNAUTHORIZED)
+        authorize(request)
         return web.json_response(table.to_dict())
 
     async def put_routes(request: web.Request) -> web.Response:
         """Replace the routing table; `revision` in the body, when given, must be the serving
         one (compare-and-swap: 409 if someone changed it meanwhile)."""
-        try:
-            if not authorized(request):
-                raise Refused(403, UNAUTHORIZED)
-            data, proposed = _proposed_table(await request.read())
-            async with change_lock:
-                accepted = await accept(proposed, data.get("revision"))
-        except Refused as refusal:
-            return _error(refusal.status, refusal.detail)
+        authorize(request)
+        data, proposed = _proposed_table(await request.read())
+        async with change_lock:
+            accepted = await accept(proposed, data.get("revision"))
         return web.json_response(accepted.to_dict())
 
     async def accept(proposed: RoutingTable, expected: object) -> RoutingTable:
         nonlocal table
         current = table
         if expected is not None and expected != current.revision:
-            raise Refused(
-                409,
+            raise _refused(
+                web.HTTPConflict,
                 f"The routing table is at revision {current.revision}, not {expected}; "
                 "read it again.",
             )
@@ -124,8 +111,9 @@ def application(
                 await asyncio.to_thread(persist, new)
             except (OSError, ToolkitError) as exc:
                 log.exception("could not save the routing table")
-                raise Refused(
-                    500, "The routing table could not be saved; see the router log."
+                raise _refused(
+                    web.HTTPInternalServerError,
+                    "The routing table could not be saved; see the router log.",
                 ) from exc
         table = new  # the one atomic switch
         metrics.export(new)
@@ -133,7 +121,7 @@ def application(
         return new
 
     async def unknown(_: web.Request) -> web.Response:
-        return _error(404, "Unknown admin endpoint; see GET /-/routes.")
+        raise _refused(web.HTTPNotFound, "Unknown admin endpoint; see GET /-/routes.")
 
     proxy = Proxy(
         serving=lambda: table,

@@ -8,7 +8,6 @@ platform's operation lock.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -18,8 +17,7 @@ from contract.tracks import TRACKS, Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.platform import gitrefs, operations
 from scripts.toolkit.platform.launch import MANAGED_ENV, checkout_spec
-from scripts.toolkit.platform.routing import RoutingTable
-from scripts.toolkit.platform.state import ProcessRecord, StateStore, now
+from scripts.toolkit.platform.state import ProcessRecord, StateStore
 from scripts.toolkit.traffic.base import TrafficState
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -106,104 +104,3 @@ def undeploy(state_dir: Path, *, track: str) -> TrafficState:
                 state.switched_from = None  # no way back to a track that is gone
         operations.reconcile(store, client)
     return traffic(state_dir)
-
-
-def set_canary_weight(
-    state_dir: Path, percent: float, *, per_request: bool = False
-) -> TrafficState:
-    """Send `percent` of units to the canary and the rest to stable (one atomic change); with
-    `per_request`, each request is assigned by chance instead of sticky by user."""
-    if not math.isfinite(percent) or not 0 <= percent <= 100:
-        raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
-    _, client = operations.require_up(StateStore(state_dir))
-
-    def change(table: RoutingTable) -> RoutingTable:
-        if Track.STABLE not in table.backends:
-            raise ToolkitError(
-                f"no stable instance is deployed; deploy one with `{DEPLOY} stable`."
-            )
-        if Track.CANARY not in table.backends and percent > 0:
-            raise ToolkitError(f"no canary is deployed; deploy one with `{DEPLOY} canary` first.")
-        weights = dict.fromkeys(table.backends, 0.0)
-        weights[Track.STABLE] = 100.0 - percent
-        if Track.CANARY in table.backends:
-            weights[Track.CANARY] = float(percent)
-        return table.changed(weights=weights, per_request=per_request and 0 < percent < 100)
-
-    client.update(change)
-    return traffic(state_dir)
-
-
-def switch(state_dir: Path, track: str) -> TrafficState:
-    """Blue-green: all traffic to `track` in one atomic change; the track that served before
-    keeps running as the instant way back, recorded as `previous` for `switch_back`."""
-    if track not in SWITCHABLE:
-        raise ToolkitError(f"--switch takes {', '.join(SWITCHABLE)}, not {track!r}.")
-    before = traffic(state_dir)
-    _route_all(state_dir, track)
-    if before.active not in (None, track):
-        with StateStore(state_dir).edit() as state:
-            state.switched_from = before.active
-    return traffic(state_dir)
-
-
-def switch_back(state_dir: Path) -> TrafficState:
-    """Undo the last blue-green switch: all traffic back to the track that served before, which
-    is then forgotten (so running it again changes nothing)."""
-    previous = traffic(state_dir).previous
-    if previous is not None:
-        _route_all(state_dir, previous)
-        with StateStore(state_dir).edit() as state:
-            state.switched_from = None
-    return traffic(state_dir)
-
-
-def _route_all(state_dir: Path, track: str) -> None:
-    _, client = operations.require_up(StateStore(state_dir))
-
-    def change(table: RoutingTable) -> RoutingTable:
-        if track not in table.backends:
-            raise ToolkitError(
-                f"no {track} instance is deployed; deploy one with `{DEPLOY} {track}`."
-            )
-        weights = dict.fromkeys(table.backends, 0.0)
-        weights[track] = 100.0
-        return table.changed(weights=weights)
-
-    client.update(change)
-
-
-def promote_canary(state_dir: Path, *, timeout: float = 60.0) -> TrafficState:
-    """Stable takes the canary's code (same ref, without the canary's extra settings) by
-    zero-downtime replacement; then the canary leaves the router and stops.
-
-    The intent is recorded first, so a re-run after an interruption finishes the same
-    promotion even when the canary has died meanwhile."""
-    store = StateStore(state_dir)
-    with store.operation():
-        state, client = operations.require_up(store)
-        operations.reconcile(store, client)
-        intent = state.intent if state.intent and state.intent.get("op") == "promote" else None
-        canary = state.apps().get(Track.CANARY)
-        if intent is None:
-            if canary is None:
-                return traffic(state_dir)  # nothing to promote (or promoted already)
-            spec = {**canary.spec(), "track": Track.STABLE, "extra_env": {}}
-            intent = {"op": "promote", "spec": spec, "started_at": now()}
-            with store.edit() as editing:
-                editing.intent = intent
-        target = ProcessRecord(Track.STABLE, "app", **intent["spec"])
-        stable = store.read().apps().get(Track.STABLE)
-        if stable is None or stable.spec() != target.spec() or not stable.running():
-            operations.replace_track(store, client, target, timeout=timeout)
-        client.update(lambda table: operations.without_track(table, Track.CANARY))
-        operations.retire_track(store, Track.CANARY)
-        with store.edit() as editing:
-            editing.intent = None
-    return traffic(state_dir)
-
-
-def rollback_canary(state_dir: Path) -> TrafficState:
-    """All of the canary's traffic back to stable in one change, then stop the canary.
-    Works with a dead canary; running it again changes nothing."""
-    return undeploy(state_dir, track=Track.CANARY)
