@@ -153,7 +153,6 @@ def _bring_up(store: StateStore, started: list[ProcessRecord], *, timeout: float
     _start_router(store, result, launch_recorded, timeout)
     _start_prometheus(store, result, launch_recorded, timeout)
     operations.reconcile(store, operations.client_for(store.read()))
-    operations.refresh_targets(store)
     result.state = store.read()
     return result
 

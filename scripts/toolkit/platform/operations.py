@@ -164,52 +164,30 @@ def replace_track(
         forget(store, new)
         raise
     client.update(lambda table: with_backend(table, str(new.track), new.url))
-    with store.edit() as state:
-        old = state.processes.get(new.name)
-        state.processes[new.name] = new
-        state.retiring = [r for r in state.retiring if not same(r, new)]
-        if old is not None:
-            state.retiring.append(old)
-    if old is not None:
-        launch.stop(old)
-        forget(store, old)
-    refresh_targets(store)
+    reconcile(store, client)  # the new instance becomes the track's, the old one stops
     return new
 
 
-def retire_track(store: StateStore, track: str) -> ProcessRecord | None:
-    """Stop `track`'s instance and forget it (call after the router no longer sends to it)."""
-    record = store.read().processes.get(track)
-    if record is None:
-        return None
-    launch.stop(record)
-    forget(store, record)
-    refresh_targets(store)
-    return record
-
-
 def reconcile(store: StateStore, client: RouterClient) -> list[str]:
-    """Finish what an interrupted operation left: an instance the router already serves
-    becomes its track's record; an instance nobody routes to is stopped. Returns what it
-    stopped."""
-    table = client.routes()
-    routed = set(table.backends.values())
+    """Bring the recorded instances in line with the router's table (call after each change
+    of it): an instance it serves becomes its track's record, and one it no longer routes
+    to is stopped (it drains) and forgotten. So an interrupted operation is finished by the
+    next one. Returns what it stopped."""
+    backends = client.routes().backends
     with store.edit() as state:
         for record in list(state.retiring):
-            current = state.processes.get(str(record.track))
-            if (
-                record.track
-                and table.backends.get(record.track) == record.url
-                and (current is None or current.url != record.url)
-            ):
+            if backends.get(str(record.track)) == record.url:
                 state.retiring.remove(record)
-                state.processes[record.track] = record
-                if current is not None:
-                    state.retiring.append(current)
-        leftovers = [r for r in state.retiring if r.url not in routed]
+                old = state.processes.get(record.name)
+                state.processes[record.name] = record
+                if old is not None:
+                    state.retiring.append(old)
+        instances = [*state.retiring, *state.apps().values()]
+        leftovers = [r for r in instances if r.url not in backends.values()]
     for record in leftovers:
         launch.stop(record)
         forget(store, record)
+    refresh_targets(store)
     return [r.name for r in leftovers]
 
 

@@ -96,7 +96,6 @@ def undeploy(state_dir: Path, *, track: str) -> TrafficState:
     _, client = operations.require_up(store)
     client.update(lambda table: operations.without_track(table, track))
     with store.operation():
-        operations.retire_track(store, track)
         with store.edit() as state:
             if track == Track.CANARY:
                 state.intent = None  # a promotion in progress is abandoned with its canary

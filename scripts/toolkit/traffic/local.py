@@ -81,9 +81,9 @@ class LocalBackend:
             if stable is None or stable.spec() != target.spec() or not stable.running():
                 operations.replace_track(store, client, target, timeout=self.timeout)
             client.update(lambda table: operations.without_track(table, Track.CANARY))
-            operations.retire_track(store, Track.CANARY)
             with store.edit() as editing:
                 editing.intent = None
+            operations.reconcile(store, client)
         return self.state()
 
     def rollback_canary(self) -> TrafficState:
