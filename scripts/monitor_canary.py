@@ -27,12 +27,6 @@ from scripts.toolkit.options import add_policy_option, add_target_options, build
 from scripts.toolkit.policy import load_policy
 from scripts.toolkit.report import decision_record, one_line
 
-EXIT_BY_DECISION = {
-    "promote": cli.EXIT_OK,
-    "rollback": cli.EXIT_FAILED,
-    "hold": cli.EXIT_INCONCLUSIVE,
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.base_parser("python -m scripts.monitor_canary", __doc__.split("\n\n")[0])
@@ -101,7 +95,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     last = monitor.run(duration=args.duration, once=args.once, on_check=progress)
     final = monitor.state.final
     status: str = final or last.decision
-    exit_code = EXIT_BY_DECISION[last.decision]
+    exit_code = cli.EXIT_BY_VERDICT[last.decision]
     text = f"{status}: {one_line(last.verdict, last.reasons)}"
     if args.act and final is None and not args.once:
         # --duration ran out with the rollout under way: not done, whatever the last check said.

@@ -25,6 +25,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
+# Each tool's verdict as its exit code: the quality gate's, the monitor's, the A/B report's.
+EXIT_BY_VERDICT = {
+    **dict.fromkeys(("pass", "promote", "winner"), EXIT_OK),
+    **dict.fromkeys(("fail", "rollback", "srm"), EXIT_FAILED),
+    **dict.fromkeys(("inconclusive", "hold"), EXIT_INCONCLUSIVE),
+}
 
 SCHEMA_VERSION = 1
 ENV_PREFIX = "ROLLOUT_"

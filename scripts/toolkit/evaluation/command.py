@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from scripts.toolkit.cli import Outcome, ToolkitError
+from scripts.toolkit.cli import EXIT_BY_VERDICT, Outcome, ToolkitError
 from scripts.toolkit.evaluation.arms import ArmService, ServiceInfo, collect_answers, resolve_arms
 from scripts.toolkit.evaluation.dataset import load_dataset
 from scripts.toolkit.evaluation.gate import check_policy, compare_scores, gate_status
@@ -94,7 +94,7 @@ def quality_gate(
         written = data["evaluation_file"] = str(path)
     return Outcome(
         status=result.status,
-        exit_code=result.exit_code,
+        exit_code=EXIT_BY_VERDICT[result.status],
         data=data,
         errors=result.failures if result.status != "pass" else [],
         text=render_text(result, written),

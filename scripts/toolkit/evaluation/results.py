@@ -11,7 +11,7 @@ from typing import Any
 
 from contract.files import atomic_write
 from contract.registry.loader import RegistryError, load_registry
-from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, ToolkitError
+from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.evaluation.dataset import Dataset
 from scripts.toolkit.evaluation.gate import ScoreResult, Status
 from scripts.toolkit.evaluation.scoring import CaseResult
@@ -54,13 +54,6 @@ class Evaluation:
     evaluated_at: str = field(
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
     )
-
-    @property
-    def exit_code(self) -> int:
-        """0 pass, 1 gate failed, 3 inconclusive."""
-        return {"pass": EXIT_OK, "fail": EXIT_FAILED, "inconclusive": EXIT_INCONCLUSIVE}[
-            self.status
-        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON envelope's `data`."""

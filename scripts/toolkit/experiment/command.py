@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from scripts.toolkit.cli import Outcome, ToolkitError
+from scripts.toolkit.cli import EXIT_BY_VERDICT, Outcome, ToolkitError
 from scripts.toolkit.evaluation.arms import service_info
 from scripts.toolkit.experiment.render import next_command, render_markdown, render_text
 from scripts.toolkit.experiment.winner import Variants, analyze, queries
@@ -75,7 +75,7 @@ def experiment_report(
     report.next_command = next_command(report, registry_dir)
     return Outcome(
         status=report.status,
-        exit_code=report.exit_code,
+        exit_code=EXIT_BY_VERDICT[report.status],
         data=report.to_dict(),
         errors=report.reasons if report.status == "srm" else [],
         text=render_text(report),

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from scripts.toolkit.analysis import Effect, Verdict, json_ready, margin
-from scripts.toolkit.cli import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 from scripts.toolkit.experiment.srm import SampleRatio, sample_ratio_check
 from scripts.toolkit.experiment.variant_stats import VARIANT_QUERIES, VariantStats, variant_stats
 from scripts.toolkit.judge import estimate
@@ -159,13 +158,6 @@ class ExperimentReport:
     reasons: list[str] = field(default_factory=list)
     next_command: str | None = None
     source: str = ""
-
-    @property
-    def exit_code(self) -> int:
-        """0 winner, 1 sample ratio mismatch, 3 no winner yet."""
-        return {"winner": EXIT_OK, "srm": EXIT_FAILED, "inconclusive": EXIT_INCONCLUSIVE}[
-            self.status
-        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, non-finite numbers as None."""
