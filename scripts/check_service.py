@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from scripts.toolkit import cli
 from scripts.toolkit.conformance import check_service
@@ -49,7 +50,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     return cli.Outcome(
         status=status,
         exit_code=cli.EXIT_FAILED if failed else cli.EXIT_OK,
-        data={"url": args.url, "counts": counts, "items": [i.to_dict() for i in items]},
+        data={"url": args.url, "counts": counts, "items": [asdict(i) for i in items]},
         errors=[f"{i.id}: {i.reason}" for i in failed],
         text="\n".join([*lines, summary]),
         markdown="\n".join([f"### Service contract: {summary}", "", *rows]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
 from scripts.toolkit import cli
 from scripts.toolkit.evaluation.dataset import DEFAULT_DATASET
@@ -49,7 +50,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     return cli.Outcome(
         status=status,
         exit_code=cli.EXIT_FAILED if failed else cli.EXIT_OK,
-        data={"url": args.url, "checks": [c.to_dict() for c in checks]},
+        data={"url": args.url, "checks": [asdict(c) for c in checks]},
         text="\n".join(f"{'ok  ' if c.ok else 'FAIL'} {c.check}: {c.detail}" for c in checks),
         markdown="\n".join([f"### Smoke test of {args.url}: **{status}**", "", *rows]),
     )

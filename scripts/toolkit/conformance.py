@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -34,9 +34,6 @@ class Item:
     id: str
     result: str
     reason: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 class Failed(Exception):

@@ -138,7 +138,7 @@ class Monitor:
         saved = RolloutState.load(state_file)
         identity = target.identity()
         if saved is not None and (
-            saved.target.get("identity") == identity.to_dict()
+            saved.target.get("identity") == asdict(identity)
             # nothing rolls out any more: report how the saved rollout ended
             or (saved.final is not None and identity.candidate is None)
         ):
@@ -146,7 +146,7 @@ class Monitor:
             self.state = saved
         else:
             self.state = RolloutState(
-                target={"identity": identity.to_dict(), **target.describe()},
+                target={"identity": asdict(identity), **target.describe()},
                 started_at=now,
                 step=-1.0,
                 step_started_at=now,
@@ -223,17 +223,11 @@ class Monitor:
             data = self.source.read(self.queries, self.target.arms())
         except MetricsUnavailable as exc:
             since = state.last_data_at if state.last_data_at is not None else state.started_at
-            missing = now - since
-            if missing > self.policy.max_missing_seconds:
-                return (
-                    "rollback",
-                    [
-                        f"metrics unavailable for {missing:.0f} s, over the "
-                        f"{self.policy.max_missing_seconds:.0f} s limit: {exc.message}"
-                    ],
-                    None,
-                )
-            return "hold", [f"metrics unavailable ({missing:.0f} s): {exc.message}"], None
+            missing, limit = now - since, self.policy.max_missing_seconds
+            if missing <= limit:
+                return "hold", [f"metrics unavailable ({missing:.0f} s): {exc.message}"], None
+            reason = f"metrics unavailable for {missing:.0f} s, over the {limit:.0f} s limit: "
+            return "rollback", [reason + exc.message], None
         state.last_data_at = now
         if isinstance(self.source, ResumableSource):
             state.source_state = self.source.export_state()
@@ -244,7 +238,10 @@ class Monitor:
         if state.bounds[-1] is None:
             state.bounds[-1] = self._reading
         self._measure(now, arms)
-        cuts = [{a: _parse(d) for a, d in (b or {}).items()} for b in state.bounds]
+        cuts = [
+            {a: {m: observation_from(o) for m, o in d.items()} for a, d in (b or {}).items()}
+            for b in state.bounds
+        ]
         cuts.append({"s": arms[0], "c": arms[1]})
         strata: list[Stratum] = [
             (_since(now_["s"], then.get("s", {})), _since(now_["c"], then.get("c", {})))
@@ -413,10 +410,6 @@ class Monitor:
             if deadline is not None and self.clock() + self.next_interval() > deadline:
                 return result
             self.sleep(self.next_interval())
-
-
-def _parse(arm: dict[str, Any]) -> ArmData:
-    return {m: observation_from(o) for m, o in arm.items()}
 
 
 def _since(now: ArmData, then: ArmData) -> ArmData:

@@ -36,9 +36,6 @@ class RolloutIdentity:
     subject: str
     candidate: str | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "subject": self.subject, "candidate": self.candidate}
-
 
 class RolloutTarget(Protocol):
     """One rollout's subject."""
