@@ -60,16 +60,15 @@ class Effect:
     method: str
     n: float = 0.0
 
-    def worse_by(self, direction: Direction, *, beyond: float = 0.0) -> tuple[float, float]:
-        """How much worse than `beyond` the interval says the value is, at least and at most."""
-        sign = worse_sign(direction)
-        ends = sorted((sign * (self.low - beyond), sign * (self.high - beyond)))
+    def worse_by(self, direction: Direction) -> tuple[float, float]:
+        """How much worse than zero the interval says the value is, at least and at most."""
+        ends = sorted((worse_sign(direction) * self.low, worse_sign(direction) * self.high))
         return ends[0], ends[1]
 
-    def read(self, direction: Direction, *, allowed: float = 0.0, beyond: float = 0.0) -> Reading:
-        """`fail` when shown worse than `beyond` by more than `allowed`, `pass` when shown within,
+    def read(self, direction: Direction, *, allowed: float = 0.0) -> Reading:
+        """`fail` when shown worse by more than `allowed`, `pass` when shown within,
         `inconclusive` otherwise (an unbounded interval included)."""
-        least, most = self.worse_by(direction, beyond=beyond)
+        least, most = self.worse_by(direction)
         return "fail" if least > allowed else "inconclusive" if most > allowed else "pass"
 
     def to_dict(self) -> dict[str, Any]:

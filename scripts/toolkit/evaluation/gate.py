@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from scripts.toolkit.analysis import Direction, Effect, Verdict, json_ready, margin
+from scripts.toolkit.analysis import Direction, Effect, Verdict, json_ready, margin, worse_sign
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.evaluation.scoring import SCORES, CaseResult
 from scripts.toolkit.policy import EvalMetricPolicy, EvaluationPolicy
@@ -153,11 +153,9 @@ def _verdict(
                 f"not shown within the margin: may be {worst:.4g} worse (> {allowed:.4g})"
             )
     mean = candidate.estimate
-    if rule.limit is not None and math.isfinite(mean):
-        point = Effect(mean, mean, mean, candidate.level, "mean")
-        if point.read(rule.direction, beyond=rule.limit) == "fail":
-            word = "below" if rule.direction == "higher_is_better" else "above"
-            failures.append(f"mean {mean:.4g} {word} the limit {rule.limit:.4g}")
+    if rule.limit is not None and worse_sign(rule.direction) * (mean - rule.limit) > 0:
+        word = "below" if rule.direction == "higher_is_better" else "above"
+        failures.append(f"mean {mean:.4g} {word} the limit {rule.limit:.4g}")
     if failures or unknown:
         return ("fail", "; ".join(failures)) if failures else ("inconclusive", unknown)
     return "pass", "within the margin" + (" and the limit" if rule.limit is not None else "")
