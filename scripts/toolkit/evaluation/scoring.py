@@ -9,6 +9,7 @@ fails the gate.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,14 +40,7 @@ def token_f1(prediction: str, reference: str) -> float:
     predicted, wanted = answer_tokens(prediction), answer_tokens(reference)
     if not predicted or not wanted:
         return float(predicted == wanted)
-    remaining = dict.fromkeys(wanted, 0)
-    for token in wanted:
-        remaining[token] += 1
-    common = 0
-    for token in predicted:
-        if remaining.get(token, 0) > 0:
-            remaining[token] -= 1
-            common += 1
+    common = sum((Counter(predicted) & Counter(wanted)).values())
     if common == 0:
         return 0.0
     precision, recall = common / len(predicted), common / len(wanted)

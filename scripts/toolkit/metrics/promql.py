@@ -56,14 +56,12 @@ class PrometheusSource:
 
     def read(self, queries: Iterable[MetricQuery], arms: Iterable[Arm]) -> dict[str, ArmData]:
         """Observations over the window since `start`, per arm."""
-        result: dict[str, ArmData] = {}
+        queries = list(queries)
         with httpx.Client(timeout=self.timeout) as client:
-            for arm in arms:
-                data: ArmData = {}
-                for q in queries:
-                    data[q.name] = self._read_one(client, q, arm.labels)
-                result[arm.name] = data
-        return result
+            return {
+                arm.name: {q.name: self._read_one(client, q, arm.labels) for q in queries}
+                for arm in arms
+            }
 
     def _read_one(
         self, client: httpx.Client, query: MetricQuery, labels: Mapping[str, str]
