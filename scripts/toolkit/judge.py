@@ -102,18 +102,11 @@ class MetricVerdict:
     def chart(self) -> dict[str, Any]:
         """What a chart of the rollout draws per check: the difference's interval, the margin,
         the canary's mean and its limit (None where not known)."""
-        e = self.effect
+        interval = self.effect.to_dict() if self.effect else {}
+        figures = {k: interval.get(k) for k in ("estimate", "ci_low", "ci_high")}
+        figures |= {"margin": self.margin, "canary": self.canary_value, "limit": self.limit}
         return json_ready(
-            {
-                "estimate": e.estimate if e else None,
-                "ci_low": e.low if e else None,
-                "ci_high": e.high if e else None,
-                "margin": self.margin,
-                "canary": self.canary_value,
-                "limit": self.limit,
-                "limit_evidence": self.limit_evidence,
-                "verdict": self.verdict,
-            }
+            {**figures, "limit_evidence": self.limit_evidence, "verdict": self.verdict}
         )
 
 

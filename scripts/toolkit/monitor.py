@@ -352,9 +352,7 @@ class Monitor:
                         variance = (0.7 * allowed) ** 2 / (2 * math.log(1 / alpha) + 2)
                         need = max(need, e.variance * e.n / ((1 - share) * variance))
             seconds = (
-                0.0
-                if step >= 100
-                else min(max(need / (rate * share), policy.min_step_seconds), cap)
+                min(max(need / (rate * share), policy.min_step_seconds), cap) if step < 100 else 0.0
             )
             plan.append(
                 {
