@@ -202,7 +202,9 @@ class Monitor:
         down = self.target.canary_down()
         state.down_checks = state.down_checks + 1 if down else 0
         if down and state.down_checks >= CANARY_DOWN_CHECKS:
-            decision, reasons = "rollback", [f"{down}, at {state.down_checks} checks in a row"]
+            judged = reasons if decision == "rollback" else []
+            decision = "rollback"
+            reasons = [*judged, f"{down}, at {state.down_checks} checks in a row"]
         result = CheckResult(decision, reasons, step, in_step, verdict, at=now)
         if self.act:
             result.action = self._act(decision, step, now)

@@ -14,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from scripts import monitor_canary, promote
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_OK
-from scripts.toolkit.platform import lifecycle, tracks
+from scripts.toolkit.platform import tracks
 from scripts.toolkit.platform.state import StateStore
-from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.processes import free_port, python_module
 from scripts.toolkit.traffic.local import LocalBackend
 from tests.support.load import Load
+from tests.support.platform import fast_policy, running_platform
 from tests.support.polling import poll_until
 from tests.support.service import REPO
 
@@ -35,12 +34,8 @@ FOREIGN = [sys.executable, "-m", "tests.support.foreign_service"]
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The local platform running the foreign service on every track (no Prometheus)."""
-    state_dir = tmp_path_factory.mktemp("platform")
-    lifecycle.up(state_dir, port=free_port(), prometheus_mode="off", service_command=FOREIGN)
-    try:
-        yield state_dir
-    finally:
-        lifecycle.down(state_dir)
+    with running_platform(tmp_path_factory.mktemp("platform"), service_command=FOREIGN) as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +48,7 @@ def load(platform: Path) -> Iterator[Load]:
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's metrics on a fast clock with few samples: decides in seconds."""
-    data = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
-    data.pop("evaluation", None)  # the monitor reads the metrics and the clock only
-    data.update(
-        steps=[20, 50, 100],
-        interval_seconds=1,
-        min_step_seconds=2,
-        max_step_seconds=45,
-        max_missing_seconds=5,
-        min_samples=60,
-    )
-    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
+    return fast_policy(tmp_path_factory.mktemp("policy") / "policy.yaml")
 
 
 def monitor(

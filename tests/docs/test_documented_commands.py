@@ -30,11 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from contract.registry.loader import load_registry
-from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.processes import free_port
+from tests.support.platform import fast_policy
 from tests.support.service import REPO
 
 pytestmark = pytest.mark.integration
@@ -177,16 +176,7 @@ ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(\$\(.*\))$")  # NAME=$(...): kept
 @pytest.fixture
 def run(tmp_path: Path) -> Iterator[Run]:
     """A scratch platform folder and port, a fast policy; everything stopped at the end."""
-    policy = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
-    policy.update(
-        steps=[20, 50, 100],
-        interval_seconds=1,
-        min_step_seconds=2,
-        max_step_seconds=90,
-        max_missing_seconds=10,
-        min_samples=60,
-    )
-    (policy_path := tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    policy_path = fast_policy(tmp_path / "policy.yaml", max_step_seconds=90, max_missing_seconds=10)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
     port, state_dir = free_port(), tmp_path / "platform"
     env.update(

@@ -12,14 +12,12 @@ from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, Metric
 INF = float("inf")
 
 
-def _histogram(bounds: tuple[float, ...], values: dict[float, float]) -> Histogram:
-    """A histogram holding `count` observations at each value."""
-    full = (*bounds, INF)
-    counts = [0.0] * len(full)
+def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
+    """A histogram holding `count` observations of each `value` (value <= bound: its bucket)."""
+    counts = [0.0] * len(bounds)
     for value, count in values.items():
-        index = next(i for i, bound in enumerate(full) if value <= bound)
-        counts[index] += count
-    return Histogram(full, tuple(counts), sum(v * c for v, c in values.items()))
+        counts[next(i for i, bound in enumerate(bounds) if value <= bound)] += count
+    return Histogram(bounds, tuple(counts), sum(v * c for v, c in values.items()))
 
 
 def arm(
@@ -40,8 +38,8 @@ def arm(
     return {
         "error_rate": Ratio(n * error_rate, n),
         "slow_answers": Ratio(n * slow, n),
-        "quality_score": _histogram(SCORE_BUCKETS, {0.0: n * refusals, high: answered}),
-        "cost_per_answer": _histogram(COST_BUCKETS, {cost: n}),
+        "quality_score": histogram((*SCORE_BUCKETS, INF), {0.0: n * refusals, high: answered}),
+        "cost_per_answer": histogram((*COST_BUCKETS, INF), {cost: n}),
         "negative_feedback": Ratio(rated * down, rated),
     }
 
@@ -87,14 +85,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         """Advance the clock."""
         self.now += seconds
-
-
-def histogram(bounds: tuple[float, ...], values: Mapping[float, float]) -> Histogram:
-    """A histogram holding `count` observations of each `value` (value <= bound: its bucket)."""
-    counts = [0.0] * len(bounds)
-    for value, count in values.items():
-        counts[next(i for i, bound in enumerate(bounds) if value <= bound)] += count
-    return Histogram(bounds, tuple(counts), sum(v * c for v, c in values.items()))
 
 
 def exact_arm(

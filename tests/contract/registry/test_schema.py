@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from contract.registry.loader import RegistryError, load_registry
 from contract.registry.schema import Parameters, PromptVersion
-from tests.support.registry import prompt_yaml
-
-CANARY = prompt_yaml(status="canary", traffic_percentage=50)
-
-
-def load_error(root: Path) -> str:
-    """The message of the RegistryError that loading `root` raises."""
-    with pytest.raises(RegistryError) as caught:
-        load_registry(root)
-    return str(caught.value)
-
-
-# --- the repository's registry ---------------------------------------------------------------
 
 
 def test_salt_is_the_experiment_or_the_version() -> None:
