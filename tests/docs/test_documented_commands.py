@@ -36,7 +36,8 @@ from scripts.toolkit.processes import free_port
 from tests.support.platform import fast_policy
 from tests.support.service import REPO
 
-pytestmark = pytest.mark.integration
+# The whole walk through both documents takes about 2 minutes on a quiet machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DOCS = ("README.md", "DEPLOYING.md")
 VENV_BIN = REPO / ".venv" / "bin"
