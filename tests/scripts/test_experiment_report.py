@@ -26,7 +26,7 @@ from scripts.toolkit.processes import ManagedProcess, free_port
 from scripts.toolkit.prometheus_server import prometheus_binary, start_prometheus, write_targets
 from tests.support.policy import EXAMPLE, write
 from tests.support.polling import poll_until
-from tests.support.registry import add_prompt
+from tests.support.registry import add_prompt, golden_rows
 from tests.support.service import REPO, StartApp
 
 SYNTHETIC = ["--production-version", "v1", "--canary-version", "v2", "--canary-percentage", "50"]
@@ -254,7 +254,7 @@ def test_unreachable_metrics_are_a_usage_error(capsys: pytest.CaptureFixture[str
 def drive(app: ManagedProcess, users: int, *, prefix: str = "user") -> None:
     """Each user asks one golden question and rates the answer: `up` when it has a required
     fact (or, for an unanswerable question, refuses)."""
-    rows = [json.loads(line) for line in (REPO / "eval" / "golden.jsonl").read_text().splitlines()]
+    rows = golden_rows()
     with httpx.Client(base_url=app.url, timeout=10) as client:
         for i in range(users):
             row = rows[i % len(rows)]

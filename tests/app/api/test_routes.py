@@ -21,7 +21,13 @@ from scripts.toolkit.processes import ManagedProcess
 from tests.support.http import assert_error
 from tests.support.metrics import Metrics, scrape
 from tests.support.polling import poll_until
-from tests.support.registry import add_prompt, example_prompt, set_provider_model, write_atomically
+from tests.support.registry import (
+    add_prompt,
+    example_prompt,
+    golden_rows,
+    set_provider_model,
+    write_atomically,
+)
 from tests.support.service import ADMIN_TOKEN, REPO, StartApp
 
 pytestmark = pytest.mark.integration
@@ -42,8 +48,7 @@ def pinned(version: str, token: str | None = ADMIN_TOKEN) -> dict[str, str]:
 
 def golden_questions(count: int) -> list[str]:
     """The first `count` answerable questions of the golden dataset."""
-    rows = [json.loads(line) for line in (REPO / "eval" / "golden.jsonl").read_text().splitlines()]
-    questions = [row["question"] for row in rows if row["answerable"]]
+    questions = [row["question"] for row in golden_rows() if row["answerable"]]
     assert len(questions) >= count
     return questions[:count]
 

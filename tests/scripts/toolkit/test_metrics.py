@@ -45,7 +45,8 @@ from scripts.toolkit.targets import CodeTarget
 from scripts.toolkit.traffic.base import TrafficState
 from tests.support.metrics import Metrics, parse_metrics
 from tests.support.polling import poll_until
-from tests.support.service import REPO, StartApp
+from tests.support.registry import golden_rows
+from tests.support.service import StartApp
 
 QUERIES = [m.query() for m in load_policy(DEFAULT_POLICY).metrics]
 STABLE = {"track": "stable"}
@@ -552,10 +553,7 @@ def test_histogram_arithmetic() -> None:
 
 # --- a running app --------------------------------------------------------------------------
 
-QUESTIONS = [
-    json.loads(line)["question"]
-    for line in (REPO / "eval" / "golden.jsonl").read_text().splitlines()[:12]
-]
+QUESTIONS = [row["question"] for row in golden_rows()[:12]]
 
 
 def ask(client: httpx.Client, base: str, count: int, *, start: int = 0) -> list[httpx.Response]:
