@@ -23,6 +23,8 @@ from scripts.toolkit.evaluation.dataset import GoldenCase
 from scripts.toolkit.evaluation.scoring import Answer
 from scripts.toolkit.registry_ops import ADD_COMMAND
 
+REGISTRY_SETTLE_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class ArmService:
@@ -95,9 +97,18 @@ def resolve_arms(
             "name the service: --url with --candidate-version, "
             "or --candidate-url and --baseline-url."
         )
-    infos = {
-        u: service_info(u, prompt, timeout=timeout) for u in dict.fromkeys([cand_url, base_url])
-    }
+    named = {cand_url: candidate_version, base_url: baseline_version}
+    # A version registered a moment ago shows once the service has reloaded its registry (it
+    # polls every APP_REGISTRY_RELOAD_SECONDS): wait that long before calling it missing.
+    deadline = time.monotonic() + REGISTRY_SETTLE_SECONDS
+    while True:
+        infos = {
+            u: service_info(u, prompt, timeout=timeout) for u in dict.fromkeys([cand_url, base_url])
+        }
+        missing = [v for u, v in named.items() if v is not None and v not in infos[u].versions]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     cand_info, base_info = infos[cand_url], infos[base_url]
     if cand_url == base_url and candidate_version is None:
         raise ToolkitError("with one service URL, name the candidate with --candidate-version.")
