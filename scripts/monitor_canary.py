@@ -8,7 +8,9 @@ Examples:
 
 Exit codes: 0 promoted (or the check says promote), 1 rolled back (or says rollback),
 2 usage/configuration error, 3 undecided: --once found no decision, or --duration ran out
-before the rollout ended (run the same command again to resume it).
+before the rollout ended (run the same command again to resume it), 4 a rollback could not
+confirm where traffic goes (run `python -m scripts.rollback`). With a cluster backend the
+progress is kept in the cluster too (an annotation), so a run from a fresh checkout resumes.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from scripts.toolkit import chart, cli
 from scripts.toolkit.metrics.factory import SOURCES, source_factory
 from scripts.toolkit.monitor import CheckResult, Monitor
 from scripts.toolkit.options import add_policy_option, add_target_options, build_target
-from scripts.toolkit.policy import load_policy
+from scripts.toolkit.policy import Policy, load_policy
 from scripts.toolkit.report import decision_record, one_line
+from scripts.toolkit.targets import RolloutTarget
+from scripts.toolkit.traffic.base import KeepsRolloutState
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +73,13 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         args.policy, interval_seconds=args.interval, min_step_seconds=args.min_step_seconds
     )
     state_file = args.state_file or REPO_ROOT / ".local" / "rollout" / f"{args.target}.json"
+    target = build_target(args)
+    keeper = in_cluster(target)
+    if keeper is not None:
+        policy = resume_from_cluster(keeper, policy, state_file)
     monitor = Monitor(
         policy,
-        build_target(args),
+        target,
         source_factory(args.source, prometheus_url=args.prometheus_url),
         act=args.act,
         state_file=state_file,
@@ -80,6 +88,8 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     shown: list[object] = []
 
     def progress(result: CheckResult) -> None:
+        if keeper is not None:  # the cluster keeps the progress, for a runner elsewhere
+            keeper.save_monitor_state(state_file.read_text(encoding="utf-8"))
         if monitor.state.plan and monitor.state.step not in shown:  # at each step, once known
             shown.append(monitor.state.step)
             print(plan_text(monitor.state.rate, monitor.state.plan), file=sys.stderr, flush=True)
@@ -141,6 +151,31 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             chart=chart.mermaid(monitor.state.history, policy),
         ),
     )
+
+
+def in_cluster(target: RolloutTarget) -> KeepsRolloutState | None:
+    """The cluster backend that keeps this rollout's state, if the target has one."""
+    backend = getattr(target, "backend", None)
+    return backend if isinstance(backend, KeepsRolloutState) else None
+
+
+def resume_from_cluster(keeper: KeepsRolloutState, policy: Policy, state_file: Path) -> Policy:
+    """Put the monitor's progress saved in the cluster in `state_file` (the cluster's copy wins:
+    the last runner may have been another machine), and the policy's assumption about how code
+    canaries are assigned in line with the route: sticky per user when it keeps users on one
+    version (sessionPersistence), so the judge never tests a per-request sample ratio there."""
+    saved = keeper.load_monitor_state()
+    if saved is not None:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(saved, encoding="utf-8")
+    if keeper.assignment() == "user" and policy.code_assignment == "request":
+        print(
+            "note: the route keeps each user on one version (sessionPersistence): the analysis "
+            "assumes code_assignment: user.",
+            file=sys.stderr,
+        )
+        return policy.model_copy(update={"code_assignment": "user"})
+    return policy
 
 
 def plan_text(rate: float | None, plan: list[dict[str, float]]) -> str:

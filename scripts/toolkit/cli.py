@@ -7,6 +7,8 @@ Exit codes (one table for all scripts, documented in DEPLOYING.md):
 1     gate failed, or the rollout was rolled back
 2     usage or configuration error (bad option, invalid policy, unreachable target)
 3     inconclusive: not enough data yet; the caller decides (wait, or roll back)
+4     traffic state unknown: a rollback could not reach the cluster (or its write was not
+      confirmed) in time; traffic may still go to the canary: run the rollback again
 ====  ===========================================================================
 """
 
@@ -25,6 +27,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
+EXIT_TRAFFIC_UNKNOWN = 4  # a rollback could not confirm where traffic goes: never success
 # Each tool's verdict as its exit code: the quality gate's, the monitor's, the A/B report's.
 EXIT_BY_VERDICT = {
     **dict.fromkeys(("pass", "promote", "winner"), EXIT_OK),

@@ -9,10 +9,11 @@ from urllib.parse import urlsplit
 
 from contract.files import REPO_ROOT
 from contract.tracks import Track
-from scripts.toolkit.cli import option
+from scripts.toolkit.cli import option, positive
 from scripts.toolkit.policy import DEFAULT_POLICY
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
-from scripts.toolkit.traffic.factory import BACKENDS, build_backend
+from scripts.toolkit.traffic.base import TrafficBackend
+from scripts.toolkit.traffic.factory import BACKENDS, CLUSTER_BACKENDS, build_backend
 
 DEFAULT_PLATFORM_DIR = REPO_ROOT / ".local" / "platform"
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -68,6 +69,51 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
             group, f"--{track}-url", repeat=True,
             help=f"base URL of a {track} instance, for scraping",
         )  # fmt: skip
+    add_cluster_options(parser)
+
+
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """How the cluster backends reach the cluster and name its objects (defaults: k8s/)."""
+    group = parser.add_argument_group(f"cluster backends ({', '.join(CLUSTER_BACKENDS)})")
+    option(
+        group, "--kubeconfig", type=Path,
+        help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, else the in-cluster "
+        "service account)",
+    )  # fmt: skip
+    option(group, "--context", help="kubeconfig context (default: its current context)")
+    option(group, "--namespace", help="namespace of the service (default: the context's)")
+    option(group, "--app", default="ai-service", help="name of the service's objects")
+    option(group, "--route", default="ai-service", help="HTTPRoute (gateway-api)")
+    option(group, "--rule", default="ai-service", help="name of the route's rule it weights")
+    option(
+        group, "--api-timeout", type=positive(float), default=30.0,
+        help="seconds one change may take, retries included (a rollback's traffic move too)",
+    )  # fmt: skip
+    option(
+        group, "--wait-timeout", type=positive(float), default=300.0,
+        help="seconds to wait for pods to be ready and for the gateway to accept the route",
+    )  # fmt: skip
+    option(
+        group, "--dry-run", flag=True,
+        help="print the requests that would change the cluster instead of sending them",
+    )  # fmt: skip
+
+
+def build_backend_of(args: argparse.Namespace) -> TrafficBackend:
+    """The traffic backend the options name."""
+    from scripts.toolkit.traffic.kube.client import ClusterOptions  # noqa: PLC0415  # optional part
+    from scripts.toolkit.traffic.kube.workloads import Names  # noqa: PLC0415
+
+    cluster = ClusterOptions(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        api_timeout=args.api_timeout,
+        wait_timeout=args.wait_timeout,
+        dry_run=args.dry_run,
+    )
+    names = Names(app=args.app, route=args.route, rule=args.rule)
+    return build_backend(args.backend, platform_dir=args.platform_dir, cluster=cluster, names=names)
 
 
 def build_target(args: argparse.Namespace) -> RolloutTarget:
@@ -85,7 +131,7 @@ def build_target(args: argparse.Namespace) -> RolloutTarget:
             prompt=args.prompt,
             urls=stable + canary,
         )
-    backend = build_backend(args.backend, platform_dir=args.platform_dir)
+    backend = build_backend_of(args)
     state = StateStore(args.platform_dir).try_read() if local else None
     router = state.router_url if state else None  # counts the requests a track failed
     return CodeTarget(backend=backend, stable_urls=stable, canary_urls=canary, router_url=router)

@@ -11,6 +11,7 @@ from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.policy import load_policy
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
+from scripts.toolkit.traffic.base import RollsBackFirst
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,13 @@ def _share(to: str, policy: Path, current: float) -> float:
 
 def rollback(target: RolloutTarget, *, switch: str | None) -> Moved:
     """Back to the last good version: the canary retires, or (blue-green) traffic returns to
-    the track that served before the switch, or to `switch`."""
+    the track that served before the switch, or to `switch`. A cluster backend moves traffic
+    as its first write (nothing is read before it) and reports the state it confirmed."""
+    if not switch and isinstance(target, CodeTarget) and isinstance(target.backend, RollsBackFirst):
+        moved, state = target.backend.rollback()
+        what = "rolled back" if moved else "nothing to roll back"
+        data = {"target": target.kind, "backend": target.backend.name, **state.to_dict()}
+        return Moved(f"{what}: {state.summary()}", data)
     before = target.summary()
     if switch:
         _code(target).backend.switch(switch)

@@ -9,7 +9,7 @@ never needs the canary to be healthy (it moves traffic first, then cleans up).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from contract.tracks import Track
 
@@ -78,3 +78,25 @@ class TrafficBackend(Protocol):
 
     def switch_back(self) -> TrafficState:
         """Undo the last switch: all traffic to `previous`, then forget it (idempotent)."""
+
+
+@runtime_checkable
+class RollsBackFirst(Protocol):
+    """A backend whose rollback moves traffic as its first write, bounded in time (the cluster
+    backends): the caller does not read the state first."""
+
+    def rollback(self) -> tuple[bool, TrafficState]:
+        """Back to the last good version: whether anything moved, and the state confirmed."""
+
+
+@runtime_checkable
+class KeepsRolloutState(Protocol):
+    """A backend that keeps the rollout's state where it runs (the cluster), so a runner on
+    another machine resumes it; `assignment` says how the traffic split assigns (`request`,
+    or `user` when the platform keeps a user on one version)."""
+
+    def assignment(self) -> str: ...
+
+    def load_monitor_state(self) -> str | None: ...
+
+    def save_monitor_state(self, text: str) -> None: ...

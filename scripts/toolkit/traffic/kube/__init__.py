@@ -1,0 +1,1 @@
+"""Cluster traffic backends: HTTPRoute weights, replica ratio, Service selector, rolling."""
