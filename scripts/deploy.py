@@ -110,8 +110,9 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     if not args.sha:
         raise ToolkitError("--sha is required: the git commit the image was built from.")
     backend = build_backend_of(args)
-    assert isinstance(backend, KeepsState)  # noqa: S101  # every cluster backend keeps state
-    kube, names = backend.kube, backend.names  # type: ignore[attr-defined]  # every one has them
+    if not isinstance(backend, KeepsState):
+        raise ToolkitError("deploy is for the cluster backends.")
+    kube, names = backend.kube, backend.names
     if isinstance(backend, ServiceSelectorBackend):
         if args.track is None:
             raise ToolkitError("--backend service-selector needs --track blue or green.")
@@ -125,7 +126,6 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         live_track = Track.STABLE.value
         track = Track.STABLE.value if isinstance(backend, RollingBackend) else Track.CANARY.value
     live = workloads.read_deployment(kube, names.deployment(live_track))
-    assert live is not None  # noqa: S101  # not optional
     live_image = workloads.app_image(live)
     live_sha = workloads.tag(live_image)
     note = check_newer(args.sha, live_sha, force=args.force, reason=args.reason, repo=args.repo)

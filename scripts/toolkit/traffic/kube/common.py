@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from scripts.toolkit.cli import EXIT_TRAFFIC_UNKNOWN, ToolkitError
 from scripts.toolkit.traffic.kube.client import MERGE_PATCH, Json, Kube, Unreachable
-from scripts.toolkit.traffic.kube.workloads import MONITOR, annotate, rollout_notes
+from scripts.toolkit.traffic.kube.workloads import MONITOR, Names, annotate, rollout_notes
 
 T = TypeVar("T")
 # An annotation's value counts towards the object's 256 KiB of annotations: the monitor's
@@ -49,6 +49,7 @@ class KeepsState:
     """A backend whose rollout state is annotations on one object (`state_path`)."""
 
     kube: Kube
+    names: Names
 
     def state_path(self) -> str:
         raise NotImplementedError

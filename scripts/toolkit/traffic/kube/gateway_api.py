@@ -32,6 +32,7 @@ from scripts.toolkit.traffic.kube.workloads import (
     Names,
     annotation,
     app_image,
+    find_deployment,
     json_pointer,
     read_deployment,
     replicas,
@@ -217,10 +218,9 @@ class GatewayApiBackend(KeepsState):
                 current = condition is not None and (
                     int(condition.get("observedGeneration", generation) or 0) >= generation
                 )
-                if not current:
+                if condition is None or not current:
                     done = False
                     continue
-                assert condition is not None  # noqa: S101  # current implies it
                 if condition.get("status") != "True":
                     ref = (parent.get("parentRef") or {}).get("name", "?")
                     return (
@@ -260,7 +260,6 @@ class GatewayApiBackend(KeepsState):
 
     def _canary_version(self) -> str:
         deployment = read_deployment(self.kube, self.names.deployment(Track.CANARY))
-        assert deployment is not None  # noqa: S101  # not optional
         return tag(app_image(deployment))
 
     def promote_canary(self) -> TrafficState:
@@ -270,7 +269,6 @@ class GatewayApiBackend(KeepsState):
         stable_name, canary_name = names.deployment(Track.STABLE), names.deployment(Track.CANARY)
         canary = read_deployment(kube, canary_name)
         stable = read_deployment(kube, stable_name)
-        assert canary is not None and stable is not None  # noqa: S101  # not optional
         image = app_image(canary)
         if app_image(stable) != image:
             if replicas(canary) == 0:
@@ -298,7 +296,7 @@ class GatewayApiBackend(KeepsState):
         moved, route = first_move(self.kube, "moving all traffic to stable", move)
         try:
             canary = self.names.deployment(Track.CANARY)
-            if replicas(read_deployment(self.kube, canary, optional=True)) > 0:
+            if replicas(find_deployment(self.kube, canary)) > 0:
                 scale(self.kube, canary, 0)
                 moved = True
         except ToolkitError as exc:  # traffic is on stable: the canary's pods only cost

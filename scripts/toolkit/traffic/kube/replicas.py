@@ -55,7 +55,6 @@ class ReplicasBackend(KeepsState):
     def _read(self) -> tuple[Json, Json]:
         stable = read_deployment(self.kube, self.stable)
         canary = read_deployment(self.kube, self.canary)
-        assert stable is not None and canary is not None  # noqa: S101  # not optional
         return stable, canary
 
     def _pods(self, stable: Json, canary: Json) -> int:
@@ -123,7 +122,6 @@ class ReplicasBackend(KeepsState):
 
         def move() -> tuple[bool, int]:
             canary = read_deployment(self.kube, self.canary)
-            assert canary is not None  # noqa: S101  # not optional
             kept = rollout_notes(canary).get(REPLICAS)
             notes: dict[str, str | None] = {DECISION: "rolled back", STEP: "0", REPLICAS: None}
             scale(self.kube, self.canary, 0, notes)

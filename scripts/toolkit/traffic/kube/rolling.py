@@ -48,13 +48,11 @@ class RollingBackend(KeepsState):
 
     def state(self) -> TrafficState:
         deployment = read_deployment(self.kube, self.deployment)
-        assert deployment is not None  # noqa: S101  # not optional
         return TrafficState({Track.STABLE: 100.0}, {Track.STABLE: tag(app_image(deployment))})
 
     def deploy(self, image: str, notes: dict[str, str | None]) -> TrafficState:
         """Roll `image` out; undo it when it does not become ready in the wait timeout."""
         deployment = read_deployment(self.kube, self.deployment)
-        assert deployment is not None  # noqa: S101  # not optional
         before = app_image(deployment)
         if before != image:
             extra = {PREVIOUS_IMAGE: before, SHA: tag(image), STARTED_AT: now_text(), **notes}
@@ -79,7 +77,6 @@ class RollingBackend(KeepsState):
 
         def move() -> tuple[bool, TrafficState]:
             deployment = read_deployment(self.kube, self.deployment)
-            assert deployment is not None  # noqa: S101  # not optional
             previous = rollout_notes(deployment).get(PREVIOUS_IMAGE)
             if previous is None:
                 return False, TrafficState({Track.STABLE: 100.0})
@@ -98,7 +95,6 @@ class RollingBackend(KeepsState):
     def promote_canary(self) -> TrafficState:
         """Nothing to promote: a rolled-out update is the stable version; forget the undo."""
         deployment = read_deployment(self.kube, self.deployment)
-        assert deployment is not None  # noqa: S101  # not optional
         set_image(self.kube, self.deployment, app_image(deployment), {PREVIOUS_IMAGE: None})
         return self.state()
 

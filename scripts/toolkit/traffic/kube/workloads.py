@@ -50,13 +50,19 @@ class Names:
         return f"{self.app}-{track}"
 
 
-def read_deployment(kube: Kube, name: str, *, optional: bool = False) -> Json | None:
-    """The Deployment `name` (None when `optional` and missing)."""
+def find_deployment(kube: Kube, name: str) -> Json | None:
+    """The Deployment `name`, or None when it does not exist."""
     try:
         return kube.get(kube.path(APPS, "deployments", name))
     except NotFound:
-        if optional:
-            return None
+        return None
+
+
+def read_deployment(kube: Kube, name: str) -> Json:
+    """The Deployment `name`; missing, it is a configuration error saying what to do."""
+    try:
+        return kube.get(kube.path(APPS, "deployments", name))
+    except NotFound:
         raise ToolkitError(
             f"Deployment {name} is not in namespace {kube.namespace}; apply the overlay there "
             "first, or fix --namespace/--app."
@@ -126,7 +132,6 @@ def set_image(kube: Kube, name: str, image: str, extra: dict[str, str | None]) -
 
     for _ in range(5):
         deployment = read_deployment(kube, name)
-        assert deployment is not None  # noqa: S101  # not optional
         ops = image_patch(deployment, image)
         if not deployment["metadata"].get("annotations"):
             ops.append({"op": "add", "path": "/metadata/annotations", "value": {}})
@@ -168,7 +173,6 @@ def wait_rolled_out(kube: Kube, name: str, *, timeout: float | None = None) -> J
     deadline = time.monotonic() + (kube.wait_timeout if timeout is None else timeout)
     while True:
         deployment = read_deployment(kube, name)
-        assert deployment is not None  # noqa: S101  # not optional
         if kube.dry_run or rolled_out(deployment):
             return deployment
         stuck = _progress_failed(deployment)
@@ -243,7 +247,7 @@ def wait_endpoints(kube: Kube, service: str, deployment: str) -> None:
     deadline = time.monotonic() + kube.wait_timeout
     while ready_endpoints(kube, service) == 0:
         if time.monotonic() >= deadline:
-            found = read_deployment(kube, deployment, optional=True)
+            found = find_deployment(kube, deployment)
             why = not_ready(kube, found) if found else f"Deployment {deployment} is missing"
             raise ToolkitError(
                 f"Service {service} has no ready endpoint after {kube.wait_timeout:g} s ({why}); "
@@ -257,7 +261,7 @@ def versions_of(kube: Kube, names: Names, tracks: tuple[str, ...]) -> dict[str, 
     """The image tag each existing track's Deployment runs (a track with no replicas: none)."""
     found: dict[str, str] = {}
     for track in tracks:
-        deployment = read_deployment(kube, names.deployment(track), optional=True)
+        deployment = find_deployment(kube, names.deployment(track))
         if deployment is not None and (track == Track.STABLE or replicas(deployment) > 0):
             found[track] = tag(app_image(deployment))
     return found
