@@ -25,6 +25,9 @@ from scripts.toolkit.cli import EXIT_FAILED, EXIT_USAGE, ToolkitError
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 TRANSIENT = frozenset({409, 429, 500, 502, 503, 504})
+# Who owns the fields the toolkit writes (managedFields): a server-side apply of the manifests
+# by another manager then conflicts on them instead of resetting them (DEPLOYING.md).
+FIELD_MANAGER = "ai-rollout-toolkit"
 ROLE = "ai-rollout-deployer (k8s/base/rbac.yaml)"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 Json = dict[str, Any]
@@ -95,13 +98,16 @@ class Kube:
         In dry-run: the request is printed and the body is returned as sent."""
         if self.dry_run:
             print(
-                f"dry-run: PATCH {path}\n  Content-Type: {content_type}\n  "
-                + json.dumps(body, sort_keys=True),
+                f"dry-run: PATCH {path}?fieldManager={FIELD_MANAGER}\n"
+                f"  Content-Type: {content_type}\n  " + json.dumps(body, sort_keys=True),
                 file=self.echo,
                 flush=True,
             )
             return {"dry_run": True, "body": body}
-        sent = self.request("PATCH", path, body=body, content_type=content_type, guarded=guarded)
+        query = {"fieldManager": FIELD_MANAGER}
+        sent = self.request(
+            "PATCH", path, query=query, body=body, content_type=content_type, guarded=guarded
+        )
         return sent or {}
 
     def request(
