@@ -10,9 +10,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from contract.files import REPO_ROOT as REPO
 from tests.k8s.tools import K8S, render, with_component
 from tests.support.kube import KubeCluster
-from tests.support.service import REPO
 
 # The kinds a rollout reads or moves (the emulator serves more; these are enough).
 SEEDED = {"Deployment", "Service", "HTTPRoute", "ConfigMap", "ServiceAccount"}

@@ -15,6 +15,7 @@ where the rule has `sessionPersistence` (and the implementation supports it) per
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -255,7 +256,20 @@ class GatewayApiBackend(KeepsState):
                 from scripts.toolkit.traffic.kube.workloads import now_text  # noqa: PLC0415
 
                 notes[STARTED_AT] = now_text()
-        self._write(units(percent), notes)
+        before = self._read()
+        try:
+            self._write(units(percent), notes, route=before)
+        except ToolkitError:
+            # Not accepted, or changed under us: back to the weights that served (unconfirmed:
+            # the error says what is wrong), so traffic stays on the last good version.
+            weights = self._weights(before)
+            with contextlib.suppress(ToolkitError):
+                self.kube.wait_timeout, wait = 0.0, self.kube.wait_timeout
+                try:
+                    self._write(units(weights[Track.CANARY]), {DECISION: "step failed"})
+                finally:
+                    self.kube.wait_timeout = wait
+            raise
         return self.state()
 
     def _canary_version(self) -> str:
