@@ -9,9 +9,11 @@ import time
 from app.api.schemas import AnswerRequest, AnswerResponse, Citation, Quality, Usage, VersionRef
 from app.context import ServiceContext
 from app.core.errors import ServiceError
+from app.db.rows import answer_row, unit_hash
 from app.knowledge.retrieval import Document
 from app.providers.base import ChatCall, ProviderError
 from app.quality import assess, cited_numbers
+from contract.database import ANSWER_LOG
 from contract.metrics import Variant
 from contract.registry.loader import Registry
 from contract.registry.schema import ModelVersion, PromptVersion
@@ -69,13 +71,26 @@ async def answer(
     labels = variant.labels()
     if ctx.units.first_seen(f"{version.salt}:{unit_id}"):
         m.units.labels(**labels).inc()
+    unit = unit_hash(version.salt, unit_id)
     try:
-        return await _answer(ctx, body, version, model, variant, request_id, started)
+        return await _answer(ctx, body, version, model, variant, request_id, started, unit)
     except Exception as exc:
         # A failed answer is a failed answer, not a missing one: it scores 0, so the quality
         # score is judged per request, errors included.
         m.answers.labels(**labels, outcome="error").inc()
         m.quality.labels(**labels).observe(0.0)
+        ctx.database.submit(
+            ANSWER_LOG,
+            answer_row(
+                request_id=request_id,
+                variant=variant,
+                unit=unit,
+                outcome="error",
+                quality_score=0.0,
+                latency_seconds=time.perf_counter() - started,
+                question=body.question if ctx.settings.database_log_questions else None,
+            ),
+        )
         if not isinstance(exc, ProviderError):
             raise
         m.model_errors.labels(**labels, reason=exc.kind).inc()
@@ -92,6 +107,7 @@ async def _answer(
     variant: Variant,
     request_id: str,
     started: float,
+    unit: str,
 ) -> AnswerResponse:
     if body.documents is not None:
         documents = [
@@ -131,6 +147,26 @@ async def _answer(
     if signals.cited:
         m.citations.labels(**labels).inc()
     ctx.feedback.remember(request_id, variant)
+    ctx.database.submit(
+        ANSWER_LOG,
+        answer_row(
+            request_id=request_id,
+            variant=variant,
+            unit=unit,
+            outcome="refused" if signals.refused else "answered",
+            quality_score=signals.score,
+            latency_seconds=elapsed,
+            signals={
+                "groundedness": signals.groundedness,
+                "refused": signals.refused,
+                "cited": signals.cited,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "cost": cost,
+            },
+            question=body.question if ctx.settings.database_log_questions else None,
+        ),
+    )
 
     citations = [
         Citation(number=n, document_id=documents[n - 1].id, title=documents[n - 1].title)

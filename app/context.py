@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from app.core.config import Settings
 from app.core.metrics import ServiceMetrics
+from app.db.writer import DatabaseWriter
 from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever
 from app.providers.base import ChatCall, Provider, ProviderError
@@ -90,6 +91,7 @@ class ServiceContext:
     units: RecentUnits
     tokens: FeedbackTokens
     rated: RatedRequests
+    database: DatabaseWriter
     draining: bool = False
 
     @property
@@ -107,7 +109,16 @@ class ServiceContext:
                 r.ok, r.checks = await self._call_models()
                 r.checked_at = time.monotonic()
         self.metrics.ready.labels(*self.metrics.base).set(1 if r.ok else 0)
-        return r.ok, dict(r.checks)
+        # The database is reported, never decisive: answers do not need it (rows wait in the
+        # queue), and an outage must not take every pod out of rotation at once.
+        return r.ok, {**r.checks, **self.database_checks()}
+
+    def database_checks(self) -> dict[str, str]:
+        """`database` (ok, or degraded and why) and, after a failed migration, `migration`."""
+        checks = {"database": self.database.status}
+        if self.database.migration != "ok":
+            checks["database_migration"] = self.database.migration
+        return checks
 
     async def _call_models(self) -> tuple[bool, dict[str, str]]:
         registry = self.registry

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, answer, health
@@ -26,6 +27,8 @@ from app.core.config import Settings, get_settings
 from app.core.errors import ServiceError, invalid_request
 from app.core.metrics import ServiceMetrics
 from app.core.middleware import ObservabilityMiddleware
+from app.db.engine import build_engine
+from app.db.writer import DatabaseWriter
 from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
@@ -42,6 +45,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = RegistryStore(settings.registry_dir)
     retriever = Retriever(load_documents(settings.knowledge_dir))
     provider = await build_provider(settings)
+    database = DatabaseWriter(
+        build_engine(settings.database_url),
+        metrics=metrics,
+        capacity=settings.database_queue_rows,
+        prepare=_migrate_expand if settings.database_auto_migrate else None,
+    ).start()
     ctx = ServiceContext(
         settings=settings,
         metrics=metrics,
@@ -53,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         units=RecentUnits(settings.feedback_window),
         tokens=FeedbackTokens.from_settings(settings),
         rated=RatedRequests(settings.feedback_window),
+        database=database,
     )
     store._on_reload = ctx.record_registry
     export_registry(metrics, store.current)
@@ -76,6 +86,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await provider.aclose()
+        await asyncio.to_thread(database.close, settings.database_flush_seconds)
+
+
+def _migrate_expand(engine: Engine) -> None:
+    # Imported here, in the writer thread on its first connection: Alembic stays off start-up.
+    from app.db.migrate import upgrade  # noqa: PLC0415
+
+    steps = upgrade(engine, "expand")
+    if steps.pending:
+        log.info("database migrated to %s (expand)", steps.target)
+    if steps.held_back:
+        log.info("contract revisions wait for `python -m app.db upgrade --phase contract`: %s",
+                 ", ".join(steps.held_back))  # fmt: skip
 
 
 def _first_error(exc: RequestValidationError) -> tuple[int, str, str]:

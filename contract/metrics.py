@@ -30,6 +30,12 @@ FEEDBACK = "app_feedback_total"  # label `rating`: up | down
 EXPERIMENT_UNITS = "app_experiment_units_total"  # users first seen per variant
 REGISTRY_RELOADS = "app_registry_reloads_total"  # label `outcome`: reloaded | rejected
 BUILD_INFO = "app_build_info"
+# Rows for the database (label `table`: answer_log | feedback; `outcome`: written | failed |
+# dropped): the migration gate reads `failed` and `dropped` to tell whether a release can still
+# write to a migrated schema. DB_QUEUE is the rows waiting to be written (a gauge).
+DB_WRITES = "app_db_writes_total"
+DB_QUEUE = "app_db_queue_rows"
+DB_OUTCOMES = ("written", "failed", "dropped")
 # Recommended (prometheus_client's process collector): a changed value means the process
 # restarted, even when its new counts have passed the old ones by the next reading.
 PROCESS_START = "process_start_time_seconds"

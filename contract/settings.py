@@ -16,6 +16,10 @@ DRAIN_SECONDS = "APP_DRAIN_SECONDS"  # not ready but serving this long after SIG
 SHUTDOWN_GRACE_SECONDS = "APP_SHUTDOWN_GRACE_SECONDS"
 # Signs feedback tokens; the same on every instance (a setting name, not a secret).
 FEEDBACK_SECRET = "APP_FEEDBACK_SECRET"  # noqa: S105  # nosec B105
+# Where feedback and the answer log go (SQLAlchemy URL; SQLite by default).
+DATABASE_URL = "APP_DATABASE_URL"
+# Whether the service applies pending expand migrations itself (off where a Job runs them).
+DATABASE_AUTO_MIGRATE = "APP_DATABASE_AUTO_MIGRATE"
 
 # The settings an instance's identity is made of: the toolkit always sets these itself.
 MANAGED = frozenset({HOST, PORT, TRACK})

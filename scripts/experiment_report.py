@@ -6,6 +6,8 @@ Examples:
       --metrics-url http://10.0.0.1:8000/metrics --metrics-url http://10.0.0.2:8000/metrics
   python -m scripts.experiment_report --url http://svc:8000 \\
       --prometheus-url http://prometheus:9090 --window-seconds 604800
+  python -m scripts.experiment_report --url http://svc:8000 \\
+      --database-url postgresql://report@db:5432/service     # survives restarts
   python -m scripts.experiment_report --production-version v1 --canary-version v2 \\
       --canary-percentage 50 --metrics-file saved-metrics.txt
 
@@ -55,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a /metrics URL, one per replica (default: <--url>/metrics)",
     )  # fmt: skip
     option(source, "--metrics-file", repeat=True, type=Path, help="a saved /metrics page")
+    option(
+        source, "--database-url",
+        help="the service's database (its APP_DATABASE_URL): counts that survive restarts",
+    )  # fmt: skip
     option(source, "--prometheus-url", help="Prometheus base URL")
     option(
         source, "--window-seconds", type=cli.positive(float), default=86400.0,
-        help="with Prometheus: how far back the experiment goes",
+        help="with Prometheus or the database: how far back the experiment goes",
     )  # fmt: skip
     rules = parser.add_argument_group("how to decide")
     option(

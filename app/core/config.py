@@ -8,8 +8,11 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from contract import settings as names
+from contract.database import normalize_url
 from contract.files import REPO_ROOT
 from contract.tracks import Track
 
@@ -66,6 +69,18 @@ class Settings(BaseSettings):
     ready_cache_seconds: float = Field(default=5.0, ge=0)
     feedback_window: int = Field(default=100_000, ge=1)
 
+    # Database: feedback and the answer log (app/db/). SQLite by default, nothing to install;
+    # PostgreSQL with postgresql://user:password@host:5432/name. Writes go through a bounded
+    # queue off the request path; a slow or absent database never fails an answer.
+    database_url: str = f"sqlite:///{REPO_ROOT / '.local' / 'service.db'}"
+    # Apply pending expand revisions on the first connection (off on Kubernetes: a Job does).
+    database_auto_migrate: bool = True
+    database_queue_rows: int = Field(default=10_000, ge=1)
+    # On shutdown, how long queued rows may take to be written before they are dropped.
+    database_flush_seconds: float = Field(default=5.0, ge=0)
+    # The answer log keeps no question text unless this is on.
+    database_log_questions: bool = False
+
     # Fault injection to simulate a bad release (off by default).
     fault_error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     fault_latency_ms: int = Field(default=0, ge=0, le=60_000)
@@ -74,6 +89,19 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(normalize_url(value)).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "APP_DATABASE_URL must be a sqlite:///path or postgresql://user@host/name URL."
+            )
+        return normalize_url(value)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:

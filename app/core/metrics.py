@@ -111,6 +111,21 @@ class ServiceMetrics:
             (*VARIANT, "rating"),
             registry=r,
         )
+        self.db_writes = Counter(
+            family(names.DB_WRITES),
+            "Rows for the database by table and outcome (written, failed, dropped) and reason.",
+            (*BASE, "table", "outcome", "reason"),
+            registry=r,
+        )
+        self.db_queue = Gauge(
+            names.DB_QUEUE, "Rows waiting to be written to the database.", BASE, registry=r
+        )
+        self.db_available = Gauge(
+            "app_db_available",
+            "1 while the last database write (or check) succeeded, else 0.",
+            BASE,
+            registry=r,
+        )
         self.info = Gauge(
             names.BUILD_INFO, "Build of this process (always 1).", (*BASE, "git_sha"), registry=r
         )

@@ -380,3 +380,42 @@ def test_the_same_reading_from_prometheus(
     assert users[1] / sum(users) == pytest.approx(in_canary_users / 400, abs=0.05)
     assert (data["winner"], envelope["exit_code"]) == ("v1", 0)
     assert data["variants"][0]["latency_p95"] is not None
+
+
+@pytest.mark.integration
+def test_the_database_reads_what_metrics_read_and_keeps_it_across_a_restart(
+    capsys: pytest.CaptureFixture[str], start_app: StartApp, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'service.db'}"
+    registry = tmp_path / "registry"
+    shutil.copytree(REPO / "registry", registry)
+    add_prompt(registry, "rag_answer", "v2-no-context", status="canary", traffic_percentage=50)
+    app = start_app(registry_dir=str(registry), database_url=database)
+    drive(app, 200)
+    args = ["--registry-dir", str(registry), "--min-samples", "100"]
+    _, from_metrics = run(capsys, *args, "--metrics-url", f"{app.url}/metrics")
+    app.stop()  # drains: the queued rows are written before it exits
+    _, from_database = run(capsys, *args, "--database-url", database)
+    for key in ("variants", "comparisons", "srm"):
+        assert from_database["data"][key] == from_metrics["data"][key], key
+    assert from_database["data"]["metrics_from"].startswith("the service's database (sqlite")
+    again = start_app(registry_dir=str(registry), database_url=database)
+    drive(again, 200, prefix="later")
+    again.stop()
+    code, envelope = run(capsys, *args, "--database-url", database)
+    data = envelope["data"]
+    # The restart lost nothing: both lifetimes' answers and ratings are read.
+    assert sum(s["answers"] for s in data["variants"]) == 400
+    assert sum(s["metrics"]["positive_feedback"]["n"] for s in data["variants"]) == 400
+    assert (data["winner"], code) == ("v1", 0)
+
+
+def test_an_unreadable_database_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, envelope = run(
+        capsys, *SYNTHETIC, "--database-url", f"sqlite:///{tmp_path / 'none' / 'x.db'}"
+    )
+    assert code == 2
+    assert envelope["errors"][0].startswith("cannot read the service's database (")
+    assert envelope["errors"][0].endswith("check --database-url.")

@@ -29,6 +29,8 @@ def app_launcher(
             "APP_ADMIN_TOKEN": ADMIN_TOKEN,
             "APP_ENV": "test",
             "APP_VERSION": "test-sha",
+            # Each app its own SQLite file unless the test names a database.
+            "APP_DATABASE_URL": f"sqlite:///{workdir / f'service-{port}.db'}",
             **{f"APP_{k.upper()}": str(v) for k, v in settings.items()},
         }
         if "APP_REGISTRY_DIR" not in env:

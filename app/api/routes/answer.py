@@ -18,6 +18,8 @@ from app.api.schemas import (
     error_responses,
 )
 from app.core.errors import ServiceError
+from app.db.rows import feedback_row
+from contract.database import FEEDBACK
 from contract.http import PIN_PROMPT_VERSION_HEADER
 
 router = APIRouter(prefix="/v1", tags=["answers"])
@@ -91,6 +93,9 @@ async def post_feedback(body: FeedbackRequest, ctx: Ctx) -> FeedbackResponse:
     if not ctx.rated.first_seen(request_id):
         raise ServiceError(409, "This answer has already been rated.", reason="already_rated")
     ctx.metrics.feedback.labels(**variant.labels(), rating=body.rating).inc()
+    ctx.database.submit(
+        FEEDBACK, feedback_row(request_id=request_id, variant=variant, rating=body.rating)
+    )
     return FeedbackResponse(
         status="recorded",
         prompt=VersionRef(name=variant.prompt, version=variant.prompt_version),

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from scripts.toolkit.cli import EXIT_BY_VERDICT, Outcome, ToolkitError
 from scripts.toolkit.evaluation.arms import service_info
@@ -28,6 +29,7 @@ from scripts.toolkit.metrics import (
     observe,
     parse_exposition,
 )
+from scripts.toolkit.metrics.database import DatabaseSource
 from scripts.toolkit.policy import load_policy
 from scripts.toolkit.registry_ops import rollout_state
 
@@ -43,6 +45,7 @@ def experiment_report(
     canary_percentage: float | None,
     metrics_url: Sequence[str],
     metrics_file: Sequence[Path],
+    database_url: str | None,
     prometheus_url: str | None,
     window_seconds: float,
     primary: str | None,
@@ -67,6 +70,7 @@ def experiment_report(
         url=url,
         metrics_urls=metrics_url,
         metrics_files=metrics_file,
+        database_url=database_url,
         prometheus_url=prometheus_url,
         window_seconds=window_seconds,
     )
@@ -171,14 +175,20 @@ def read_metrics(
     url: str | None,
     metrics_urls: Sequence[str],
     metrics_files: Sequence[Path],
+    database_url: str | None = None,
     prometheus_url: str | None,
     window_seconds: float,
 ) -> tuple[dict[str, ArmData], str]:
-    """The totals from the first source named (pages, then Prometheus, then `<url>/metrics`),
-    and where they came from."""
+    """The totals from the first source named (pages, the service's database, Prometheus, then
+    `<url>/metrics`), and where they came from."""
     if metrics_urls or metrics_files:
         where = ", ".join([*metrics_urls, *map(str, metrics_files)])
         return read_pages(queries, arms, metrics_urls, metrics_files), where
+    if database_url:
+        # The service's tables survive its restarts and deploys; its counters do not.
+        database = DatabaseSource(database_url, since=time.time() - window_seconds)
+        where = f"the service's database ({make_url(database_url).render_as_string()})"
+        return database.read(queries, arms), f"{where} (last {window_seconds:g} s)"
     if prometheus_url:
         # `increase()` over the last `window_seconds`.
         prometheus = PrometheusSource(url=prometheus_url, start=time.time() - window_seconds)

@@ -145,11 +145,16 @@ def test_health_and_readiness(client: httpx.Client, canary_app: ManagedProcess) 
     assert healthz.json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"rag_answer@v1": "ok"}
+    # The database is reported beside the model checks (never decisive: app/context.py).
+    assert ready.json()["checks"] == {"rag_answer@v1": "ok", "database": "ok"}
     # One check per active version: the canary is probed too.
     with_canary = httpx.get(f"{canary_app.url}/readyz", timeout=10)
     assert with_canary.status_code == 200
-    assert with_canary.json()["checks"] == {"rag_answer@v1": "ok", "rag_answer@v2": "ok"}
+    assert with_canary.json()["checks"] == {
+        "rag_answer@v1": "ok",
+        "rag_answer@v2": "ok",
+        "database": "ok",
+    }
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -368,7 +373,7 @@ def test_provider_failures_map_to_gateway_errors(
         ready = http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["status"] == "not ready"
-        assert ready.json()["checks"] == {"rag_answer@v1": detail}
+        assert ready.json()["checks"] == {"rag_answer@v1": detail, "database": "ok"}
 
 
 # --- variants: sticky assignment, pinning, feedback ------------------------------------------
