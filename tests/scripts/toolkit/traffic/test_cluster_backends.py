@@ -1,0 +1,197 @@
+"""The replicas, service-selector and rolling backends, and reaching a cluster, on the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract.tracks import Track
+from scripts.toolkit.cli import EXIT_FAILED, EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE, ToolkitError
+from scripts.toolkit.traffic.kube.client import ClusterOptions, Kube, connect
+from scripts.toolkit.traffic.kube.replicas import ReplicasBackend
+from scripts.toolkit.traffic.kube.rolling import RollingBackend
+from scripts.toolkit.traffic.kube.service_selector import ServiceSelectorBackend
+from scripts.toolkit.traffic.kube.workloads import Names, scale, set_image
+from tests.scripts.toolkit.traffic.conftest import IMAGE, deploy_canary
+from tests.support.kube import KubeCluster
+from tests.support.kube_objects import NAMESPACE, seed, shas
+
+
+def replicas_of(cluster: KubeCluster, name: str) -> int:
+    found = cluster.get("apps/v1", "Deployment", name)
+    assert found is not None
+    return int(found["spec"]["replicas"])
+
+
+def image_of(cluster: KubeCluster, name: str) -> str:
+    found = cluster.get("apps/v1", "Deployment", name)
+    assert found is not None
+    return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+# -- replicas ------------------------------------------------------------------------------
+
+
+def test_replicas_split_the_pods_and_a_rollback_gives_them_back(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    scale(kube, "ai-service", 4)
+    deploy_canary(kube, cluster, replicas=0)
+    backend = ReplicasBackend(kube, Names())
+    state = backend.set_canary_weight(50)
+    assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (2, 2)
+    assert state.canary_weight == 50
+    state = backend.set_canary_weight(5)  # at least one pod while the share is above 0
+    assert replicas_of(cluster, "ai-service-canary") == 1 and state.canary_weight == 25
+    cluster.controller.delete_pods("ai-service-canary")
+    moved, state = backend.rollback()
+    assert moved and state.canary_weight == 0
+    assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (4, 0)
+
+
+def test_replicas_promotion_gives_stable_the_canarys_image(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    scale(kube, "ai-service", 4)
+    sha = deploy_canary(kube, cluster, replicas=0)
+    backend = ReplicasBackend(kube, Names())
+    backend.set_canary_weight(50)
+    state = backend.promote_canary()
+    assert image_of(cluster, "ai-service") == f"{IMAGE}:{sha}"
+    assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (4, 0)
+    assert state.versions[Track.STABLE] == sha and state.canary_weight == 0
+
+
+def test_replicas_never_leave_traffic_on_pods_that_never_get_ready(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    scale(kube, "ai-service", 4)
+    deploy_canary(kube, cluster, replicas=0)
+    cluster.controller.never_ready("ai-service-canary", reason="CrashLoopBackOff")
+    with pytest.raises(ToolkitError) as caught:
+        ReplicasBackend(kube, Names()).set_canary_weight(50)
+    assert caught.value.exit_code == EXIT_FAILED
+    assert "CrashLoopBackOff" in caught.value.message and "pod ai-service-canary-" in (
+        caught.value.message
+    )
+    assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (4, 0)
+
+
+# -- service-selector ------------------------------------------------------------------------
+
+
+def test_a_switch_remembers_the_color_before_and_a_rollback_returns_to_it() -> None:
+    with KubeCluster(namespace=NAMESPACE) as cluster:
+        seed(cluster, "blue-green", sha=shas()[1])
+        kube = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, wait_timeout=3))
+        set_image(kube, "ai-service-green", f"{IMAGE}:{shas()[0]}", {})
+        scale(kube, "ai-service-green", 1)
+        cluster.controller.settle()
+        backend = ServiceSelectorBackend(kube, Names())
+        state = backend.switch("green")
+        service = cluster.get("v1", "Service", "ai-service")
+        assert service is not None and service["spec"]["selector"]["track"] == "green"
+        assert state.active == "green" and state.previous == "blue"
+        assert state.versions["green"] == shas()[0]
+        moved, state = backend.rollback()
+        assert moved and state.active == "blue"
+        service = cluster.get("v1", "Service", "ai-service")
+        assert service is not None and service["spec"]["selector"]["track"] == "blue"
+        assert backend.state().previous is None
+        assert backend.rollback()[0] is False  # idempotent
+        with pytest.raises(ToolkitError, match="switches whole colors"):
+            backend.set_canary_weight(5)
+
+
+def test_a_switch_to_a_color_that_is_not_ready_moves_nothing() -> None:
+    with KubeCluster(namespace=NAMESPACE) as cluster:
+        seed(cluster, "blue-green", sha=shas()[1])
+        kube = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, wait_timeout=2))
+        cluster.controller.never_ready("ai-service-green", reason="ImagePullBackOff")
+        set_image(kube, "ai-service-green", f"{IMAGE}:does-not-exist", {})
+        scale(kube, "ai-service-green", 1)
+        with pytest.raises(ToolkitError) as caught:
+            ServiceSelectorBackend(kube, Names()).switch("green")
+        assert "ImagePullBackOff" in caught.value.message
+        service = cluster.get("v1", "Service", "ai-service")
+        assert service is not None and service["spec"]["selector"]["track"] == "blue"
+
+
+# -- rolling -------------------------------------------------------------------------------
+
+
+def test_a_rolling_update_that_never_gets_ready_is_undone(cluster: KubeCluster, kube: Kube) -> None:
+    cluster.controller.never_ready("ai-service", reason="ImagePullBackOff")
+    before = image_of(cluster, "ai-service")
+    with pytest.raises(ToolkitError) as caught:
+        RollingBackend(kube, Names()).deploy(f"{IMAGE}:missing", {})
+    assert caught.value.exit_code == EXIT_FAILED
+    assert "ImagePullBackOff" in caught.value.message and "undone" in caught.value.message
+    assert image_of(cluster, "ai-service") == before
+
+
+def test_a_rolling_update_rolls_out_and_a_rollback_undoes_it(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    before = image_of(cluster, "ai-service")
+    backend = RollingBackend(kube, Names())
+    state = backend.deploy(f"{IMAGE}:{shas()[0]}", {})
+    assert state.versions[Track.STABLE] == shas()[0]
+    deployment = cluster.get("apps/v1", "Deployment", "ai-service")
+    assert deployment is not None
+    pod = deployment["spec"]["template"]["spec"]
+    images = {c["image"] for c in [*pod["initContainers"], *pod["containers"]]}
+    assert images == {f"{IMAGE}:{shas()[0]}"}  # the registry sidecars run the same build
+    moved, _ = backend.rollback()
+    assert moved and image_of(cluster, "ai-service") == before
+    assert backend.rollback()[0] is False
+
+
+def test_a_rolling_rollback_against_an_unreachable_cluster_is_unknown(
+    cluster: KubeCluster,
+) -> None:
+    kube = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, api_timeout=1))
+    cluster.stop_server()
+    with pytest.raises(ToolkitError) as caught:
+        RollingBackend(kube, Names()).rollback()
+    assert caught.value.exit_code == EXIT_TRAFFIC_UNKNOWN
+
+
+# -- reaching the cluster ------------------------------------------------------------------
+
+
+def test_a_missing_kubeconfig_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(ToolkitError) as caught:
+        connect(ClusterOptions(kubeconfig=tmp_path / "nope"))
+    assert caught.value.message.startswith(f"no kubeconfig at {tmp_path / 'nope'}; pass")
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_an_unknown_context_names_the_ones_there(cluster: KubeCluster) -> None:
+    with pytest.raises(ToolkitError) as caught:
+        connect(ClusterOptions(kubeconfig=cluster.kubeconfig, context="prod"))
+    assert "has no context 'prod'; choose one of: emulator" in caught.value.message
+
+
+def test_the_namespace_comes_from_the_context_unless_given(cluster: KubeCluster) -> None:
+    assert connect(ClusterOptions(kubeconfig=cluster.kubeconfig)).namespace == NAMESPACE
+    given = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, namespace="other"))
+    assert given.namespace == "other"
+
+
+def test_transient_errors_are_retried_and_permanent_ones_are_not(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    deploy_canary(kube, cluster)
+    for status in (429, 500, 502, 504):
+        cluster.fail(status=status, count=1)
+    mark = cluster.mark()
+    path = kube.path("apps/v1", "deployments", "ai-service")
+    assert kube.get(path)["metadata"]["name"] == "ai-service"
+    assert [r.status for r in cluster.requests_since(mark)] == [429, 500, 502, 504, 200]
+    cluster.fail(status=400, count=1)
+    mark = cluster.mark()
+    with pytest.raises(ToolkitError):
+        kube.get(path)
+    assert len(cluster.requests_since(mark)) == 1
