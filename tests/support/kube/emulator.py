@@ -42,6 +42,22 @@ _REASONS = {
 }
 
 
+_SHORT_NAMES = {
+    "namespaces": {"ns"},
+    "pods": {"po"},
+    "services": {"svc"},
+    "endpoints": {"ep"},
+    "configmaps": {"cm"},
+    "serviceaccounts": {"sa"},
+    "deployments": {"deploy"},
+    "replicasets": {"rs"},
+    "poddisruptionbudgets": {"pdb"},
+    "horizontalpodautoscalers": {"hpa"},
+    "networkpolicies": {"netpol"},
+    "events": {"ev"},
+}
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     """One request as the emulator received it, and the status it answered."""
@@ -117,17 +133,60 @@ class StrictEmulator(kmock.KubernetesEmulator):
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
-        for kind in KINDS:  # for kmock's discovery documents
-            subresources = {
-                name for name, has in (("status", kind.status), ("scale", kind.scale)) if has
-            }
+        for kind in KINDS:  # for kmock's /apis group list
             self.resources[f"{kind.api_version}/{kind.plural}"] = kmock.ResourceInfo(
-                kind=kind.kind,
-                namespaced=kind.namespaced,
-                singular=kind.kind.lower(),
-                subresources=subresources,
-                verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+                kind=kind.kind, namespaced=kind.namespaced
             )
+
+    async def _serve_version(self, request: kmock.Request) -> dict[str, Any]:
+        """The APIResourceList of one group version (kmock's names core `/v1` and copies
+        short names onto subresources, which kubectl then reports as ambiguous)."""
+        group = "" if request.url.path.startswith("/api/") else request.url.path.split("/")[2]
+        version = request.url.path.rstrip("/").split("/")[-1]
+        kinds = [k for k in KINDS if k.group == group and k.version == version]
+        if not kinds:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        resources: list[dict[str, Any]] = []
+        for kind in kinds:
+            resources.append(
+                {
+                    "name": kind.plural,
+                    "singularName": kind.kind.lower(),
+                    "namespaced": kind.namespaced,
+                    "kind": kind.kind,
+                    "verbs": verbs,
+                    "shortNames": sorted(_SHORT_NAMES.get(kind.plural, set())),
+                }
+            )
+            if kind.status:
+                resources.append(
+                    {
+                        "name": f"{kind.plural}/status",
+                        "singularName": "",
+                        "namespaced": kind.namespaced,
+                        "kind": kind.kind,
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+            if kind.scale:
+                resources.append(
+                    {
+                        "name": f"{kind.plural}/scale",
+                        "singularName": "",
+                        "namespaced": kind.namespaced,
+                        "kind": "Scale",
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "verbs": ["get", "patch", "update"],
+                    }
+                )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
 
     def wake(self) -> None:
         """Called (in the loop) after every store change: wakes the watches."""
@@ -231,7 +290,8 @@ class StrictEmulator(kmock.KubernetesEmulator):
 
             if query.get("watch") in ("true", "1"):
                 return await kmock.Response(  # type: ignore[attr-defined]
-                    payload=self._watch(kind, route.namespace, keep, query)
+                    payload=self._watch(kind, route.namespace, keep, query),
+                    headers={"Content-Type": "application/json"},
                 )(_kmock_request(raw))
             items, rv = store.select(kind, route.namespace, keep)
             return aiohttp.web.json_response(

@@ -141,15 +141,18 @@ def apply(
     others: set[Path] = set().union(*(owned for owner, owned in result.items() if owner != me))
     dropped = result.get(me, set()) - wanted - others
     obj = copy.deepcopy(live)
-    for path in sorted(dropped, key=len, reverse=True):
-        _remove(obj, path)
     kept = others | wanted
-    for path in dropped:  # an item nobody owns a field of any more goes with its last field
-        for cut in range(len(path) - 1, 0, -1):
-            if path[cut].startswith("k:") and not any(
-                p[: cut + 1] == path[: cut + 1] for p in kept
-            ):
-                _remove(obj, path[: cut + 1])
+    items = {  # an item nobody owns a field of any more goes whole, merge key included
+        path[: cut + 1]
+        for path in dropped
+        for cut in range(len(path) - 1)
+        if path[cut].startswith("k:") and not any(p[: cut + 1] == path[: cut + 1] for p in kept)
+    }
+    for path in sorted(items, key=len, reverse=True):
+        _remove(obj, path)
+    for path in sorted(dropped, key=len, reverse=True):
+        if not any(path[: len(item)] == item for item in items):
+            _remove(obj, path)
     merged = strategic_merge(kind, obj, config) if builtin else merge_patch(obj, config)
     result[me] = wanted
     return merged, {owner: owned for owner, owned in result.items() if owned}
