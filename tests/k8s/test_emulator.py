@@ -446,6 +446,36 @@ def test_a_watch_from_a_resource_version_sees_later_changes_only(
     assert time.monotonic() - began < 5
 
 
+def test_a_watch_from_a_compacted_resource_version_is_410_expired(
+    cluster: KubeCluster, api: client.ApiClient
+) -> None:
+    """Once history is compacted, a watch from an older resourceVersion gets an ERROR event
+    with 410 Gone (reason Expired): the client must list again and watch from the list's version.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#410-gone-responses
+    """
+    core = client.CoreV1Api(api)
+    cluster.create(config_map("before"))
+    old = core.list_namespaced_config_map(NS).metadata.resource_version
+    cluster.create(config_map("after"))
+    cluster.compact()
+    with pytest.raises(client.ApiException) as expired:
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map, NS, resource_version=old, timeout_seconds=1
+            )
+        )
+    assert expired.value.status == 410
+    fresh = core.list_namespaced_config_map(NS)
+    assert [cm.metadata.name for cm in fresh.items] == ["after", "before"]
+    stream = watch.Watch().stream(
+        core.list_namespaced_config_map,
+        NS,
+        resource_version=fresh.metadata.resource_version,
+        timeout_seconds=1,
+    )
+    assert list(stream) == []
+
+
 # -- server-side apply -----------------------------------------------------------------------
 
 
@@ -812,6 +842,20 @@ def test_the_controller_reports_route_status_and_obeys_its_switches(live: KubeCl
         return len(slice_["endpoints"]) if slice_ else -1
 
     poll_until(lambda: canary_endpoints() == 2, timeout=2, message="the canary has endpoints")
+    live.controller.ready_delay = 0.5
+    live.delete("apps/v1", "Deployment", "web-canary")
+    live.create(deployment("web-canary"))
+
+    def ready_endpoints() -> list[bool]:
+        slice_ = live.get("discovery.k8s.io/v1", "EndpointSlice", "web-canary-emu")
+        return [e["conditions"]["ready"] for e in slice_["endpoints"]] if slice_ else []
+
+    assert poll_until(
+        lambda: ready_endpoints() == [False, False], timeout=2, message="new pods, not ready yet"
+    )
+    poll_until(
+        lambda: ready_endpoints() == [True, True], timeout=2, message="ready after the delay"
+    )
     live.controller.delete_pods("web-canary")
     poll_until(lambda: canary_endpoints() == 0, timeout=2, message="the canary's pods are gone")
     assert live.objects("v1", "Pod") == []

@@ -26,6 +26,8 @@
         cluster.controller.not_accepted("ai-service") / .accepted("ai-service")
         cluster.controller.delete_pods("ai-service-canary") / .restore_pods(...)
         cluster.controller.progress_deadline = 0.5   # seconds before ProgressDeadlineExceeded
+        cluster.controller.ready_delay = 0.3  # seconds from a pod's creation to its readiness
+        cluster.compact()           # forget watch history: older resourceVersions get 410 Expired
         cluster.controller.settle()  # wait until the controller has reacted to every change
         cluster.emulator            # the StrictEmulator (a kmock.KubernetesEmulator subclass)
 
@@ -250,6 +252,10 @@ class KubeCluster:
 
     def mark(self) -> int:
         return len(self.emulator.log)
+
+    def compact(self) -> int:
+        """Forget the watch history: a watch from an older resourceVersion gets 410 Expired."""
+        return self.emulator.store.compact()
 
     def requests_since(self, mark: int) -> list[LoggedRequest]:
         return list(self.emulator.log[mark:])

@@ -83,6 +83,8 @@ class Controller:
         self._not_accepted: set[str] = set()
         self._pods_gone: set[str] = set()
         self._progress_started: dict[str, float] = {}
+        self.ready_delay = 0.0  # seconds from a pod's creation to its readiness
+        self._born: dict[str, float] = {}
         self.progress_deadline: float | None = (
             None  # seconds; None reads spec.progressDeadlineSeconds
         )
@@ -378,11 +380,12 @@ class Controller:
 
     def _pod_status(self, pod: dict[str, Any], reason: str | None) -> dict[str, Any]:
         old = pod.get("status") or {}
-        ready = reason is None
+        born = self._born.setdefault(pod["metadata"]["uid"], time.monotonic())
+        ready = reason is None and time.monotonic() - born >= self.ready_delay
         containers = []
         for c in pod.get("spec", {}).get("containers") or []:
             state: dict[str, Any]
-            if ready:
+            if reason is None:
                 state = {"running": {"startedAt": pod["metadata"]["creationTimestamp"]}}
             else:
                 state = {"waiting": {"reason": reason, "message": WAITING_MESSAGES[reason or ""]}}
@@ -390,9 +393,9 @@ class Controller:
                 {
                     "name": c.get("name"),
                     "image": c.get("image") or "",
-                    "imageID": "" if not ready else "sha256:" + template_hash(c.get("image"))[:10],
+                    "imageID": "" if reason else "sha256:" + template_hash(c.get("image"))[:10],
                     "ready": ready,
-                    "started": ready,
+                    "started": reason is None,
                     "restartCount": 0 if ready or reason != "CrashLoopBackOff" else 3,
                     "state": state,
                 }

@@ -424,12 +424,19 @@ class StrictEmulator(kmock.KubernetesEmulator):
             try:
                 since = int(since_text)
             except ValueError:
-                yield {
-                    "type": "ERROR",
-                    "object": ApiError(
-                        400, "BadRequest", f"invalid resourceVersion {since_text!r}"
-                    ).status(),
-                }
+                since = -1
+            expired = since < self.store.compacted
+            if since < 0 or expired:
+                problem = (
+                    ApiError(
+                        410,
+                        "Expired",
+                        f"too old resource version: {since} ({self.store.compacted})",
+                    )
+                    if expired and since >= 0
+                    else ApiError(400, "BadRequest", f"invalid resourceVersion {since_text!r}")
+                )
+                yield {"type": "ERROR", "object": problem.status()}
                 return
         while True:
             for event in self.store.events_after(since):

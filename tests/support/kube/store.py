@@ -63,6 +63,7 @@ class Store:
         self._rv = 0
         self._ips = itertools.count(2)
         self.events: list[Event] = []
+        self.compacted = 0  # watches from a resourceVersion below this get 410 Expired
         self.listeners: list[Callable[[], None]] = []
 
     # -- reading ---------------------------------------------------------------------------
@@ -89,6 +90,13 @@ class Store:
                 if key[0] == kind and (namespace is None or key[1] == namespace) and keep(obj)
             ]
             return items, self._rv
+
+    def compact(self) -> int:
+        """Forget the event history, as etcd compaction does: older watches get 410 Expired."""
+        with self.lock:
+            self.events.clear()
+            self.compacted = self._rv
+            return self._rv
 
     def events_after(self, rv: int) -> list[Event]:
         with self.lock:
