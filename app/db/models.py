@@ -70,6 +70,8 @@ class AnswerLog(VariantColumns, Base):
     prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
     completion_tokens: Mapped[int | None] = mapped_column(BigInteger)
     cost: Mapped[float | None] = mapped_column(Float)
+    # Renamed from `cost` over three releases (DEPLOYING.md): written alongside it for now.
+    cost_usd: Mapped[float | None] = mapped_column(Float)
     question: Mapped[str | None] = mapped_column(Text)
 
 
