@@ -19,7 +19,7 @@ OUTCOME = "outcome"  # answered | refused | error (contract.metrics.OUTCOMES)
 UNIT = "unit_hash"  # sha256 of the experiment salt and the user id: distinct users per variant
 LATENCY = "latency_ms"
 QUALITY = "quality_score"  # 0..1; an error scores 0
-COST = "cost"  # estimated model cost in US dollars
+COST = "cost_usd"  # estimated model cost in US dollars (until release 2 of the rename: cost)
 
 # feedback columns the report reads.
 RATING = "rating"  # up | down (contract.metrics.RATINGS)

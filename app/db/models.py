@@ -69,8 +69,7 @@ class AnswerLog(VariantColumns, Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     prompt_tokens: Mapped[int | None] = mapped_column(BigInteger)
     completion_tokens: Mapped[int | None] = mapped_column(BigInteger)
-    cost: Mapped[float | None] = mapped_column(Float)
-    # Renamed from `cost` over three releases (DEPLOYING.md): written alongside it for now.
+    # Renamed from `cost` over three releases (DEPLOYING.md); `cost` is retired, not mapped.
     cost_usd: Mapped[float | None] = mapped_column(Float)
     question: Mapped[str | None] = mapped_column(Text)
 

@@ -42,7 +42,6 @@ def answer_row(
         "prompt_tokens": signals.get("prompt_tokens"),
         "completion_tokens": signals.get("completion_tokens"),
         names.COST: signals.get("cost"),
-        "cost_usd": signals.get("cost"),  # dual write: the rename's expand release
         "question": question,
     }
 
