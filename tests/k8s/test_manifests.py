@@ -45,14 +45,12 @@ ALLOWED_DRIFT = (
 )
 # The Role, verb by verb (k8s/README.md, "The deploying identity").
 ROLE_RULES = {
-    ("apps", "deployments"): {"get", "list", "watch", "patch"},
-    ("apps", "replicasets"): {"get", "list"},
-    ("", "services"): {"get", "list", "watch", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "patch"},
+    ("apps", "deployments"): {"get", "patch"},
+    ("", "services"): {"get", "patch"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
     ("", "configmaps"): {"get", "list", "watch", "patch"},
-    ("", "pods"): {"get", "list"},
-    ("", "endpoints"): {"get", "list"},
-    ("discovery.k8s.io", "endpointslices"): {"get", "list"},
+    ("", "pods"): {"list"},
+    ("discovery.k8s.io", "endpointslices"): {"list"},
 }
 GENERATED = re.compile(r"\b(ai-service-settings)-[a-z0-9]{10}\b")
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from contract.tracks import Track
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE, ToolkitError
 from scripts.toolkit.traffic.kube.client import ClusterOptions, Kube, connect
+from scripts.toolkit.traffic.kube.gateway_api import GatewayApiBackend
 from scripts.toolkit.traffic.kube.replicas import ReplicasBackend
 from scripts.toolkit.traffic.kube.rolling import RollingBackend
 from scripts.toolkit.traffic.kube.service_selector import ServiceSelectorBackend
 from scripts.toolkit.traffic.kube.workloads import Names, scale, set_image
+from tests.k8s.tools import K8S
 from tests.scripts.toolkit.traffic.conftest import IMAGE, deploy_canary
-from tests.support.kube import KubeCluster
+from tests.support.kube import KubeCluster, LoggedRequest
+from tests.support.kube.emulator import Route, parse_route
 from tests.support.kube_objects import NAMESPACE, seed, shas
 
 
@@ -195,3 +199,72 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not(
     with pytest.raises(ToolkitError):
         kube.get(path)
     assert len(cluster.requests_since(mark)) == 1
+
+
+# -- the Role ------------------------------------------------------------------------------
+
+
+def granted() -> dict[tuple[str, str], tuple[set[str], set[str]]]:
+    """(group, plural) -> (verbs, resourceNames) of the Role in k8s/base/rbac.yaml."""
+    documents = yaml.safe_load_all((K8S / "base" / "rbac.yaml").read_text())
+    (role,) = [d for d in documents if d and d["kind"] == "Role"]
+    rules: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                rules[(group, resource)] = (set(rule["verbs"]), set(rule.get("resourceNames", [])))
+    return rules
+
+
+def used(requests: list[LoggedRequest]) -> set[tuple[str, str, str, str | None]]:
+    """(group, plural, verb, name) of each resource request."""
+    seen = set()
+    for request in requests:
+        route = parse_route(request.path)
+        if not isinstance(route, Route):
+            continue
+        verb = {"GET": "get" if route.name else "list", "PATCH": "patch"}.get(request.method, "?")
+        seen.add((route.kind.group, route.kind.plural, verb, route.name))
+    return seen
+
+
+def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, kube: Kube) -> None:
+    """Every backend's operations, successful and failing, on both overlays: each request is
+    one the Role allows, and every verb the Role grants (but the registry's) is used."""
+    scale(kube, "ai-service", 4)
+    deploy_canary(kube, cluster, replicas=0)
+    replicas = ReplicasBackend(kube, Names())
+    replicas.set_canary_weight(50)
+    replicas.rollback()
+    deploy_canary(kube, cluster)
+    gateway = GatewayApiBackend(kube, Names())
+    gateway.set_canary_weight(20)
+    gateway.promote_canary()
+    cluster.controller.never_ready("ai-service", reason="CrashLoopBackOff")
+    with pytest.raises(ToolkitError):
+        RollingBackend(kube, Names()).deploy(f"{IMAGE}:{shas()[2]}", {})
+    requests = cluster.requests
+    with KubeCluster(namespace=NAMESPACE) as colors:
+        seed(colors, "blue-green", sha=shas()[1])
+        kube = connect(ClusterOptions(kubeconfig=colors.kubeconfig, wait_timeout=3))
+        set_image(kube, "ai-service-green", f"{IMAGE}:{shas()[0]}", {})
+        scale(kube, "ai-service-green", 1)
+        colors.controller.settle()
+        mark = colors.mark()
+        ServiceSelectorBackend(kube, Names()).switch("green")
+        ServiceSelectorBackend(kube, Names()).rollback()
+        requests += colors.requests_since(mark)
+    rules = granted()
+    sent = used(requests)
+    for group, plural, verb, name in sent:
+        verbs, names = rules.get((group, plural), (set(), set()))
+        assert verb in verbs, f"the Role does not grant {verb} on {plural}"
+        assert not names or name in names, f"the Role does not name {plural}/{name}"
+    everything = {(g, p, v) for g, p, v, _ in sent}
+    unused = {
+        (group, plural, verb)
+        for (group, plural), (verbs, _) in rules.items()
+        for verb in verbs
+        if plural != "configmaps"  # the registry's: prompt and model rollouts
+    } - everything
+    assert not unused, f"the Role grants what no backend uses: {sorted(unused)}"
