@@ -7,7 +7,4 @@ release later) removes its name from this mapping.
 
 from __future__ import annotations
 
-RETIRED_COLUMNS: dict[str, frozenset[str]] = {
-    # Renamed to cost_usd (revisions 0002-0003); dropped by the contract revision after them.
-    "answer_log": frozenset({"cost"}),
-}
+RETIRED_COLUMNS: dict[str, frozenset[str]] = {}
