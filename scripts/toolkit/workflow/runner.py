@@ -1,0 +1,651 @@
+"""A workflow run on this machine: jobs in `needs` order, steps with GitHub's shell, contexts,
+status functions, files and results; reusable workflows and local composite actions expanded;
+third-party actions replaced by their declared stand-ins (standins.py).
+
+What it does not do (refused with a sentence, never ignored): a `matrix`, a shell other than
+bash, an action without a declared stand-in. Jobs run one at a time, in `needs` order (the
+workflow's order between jobs that are ready together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scripts.toolkit.cli import ToolkitError
+from scripts.toolkit.workflow.expressions import Evaluator, Status
+from scripts.toolkit.workflow.process import kill_groups, run_script
+from scripts.toolkit.workflow.standins import StandIn, action_name, input_variables
+
+COMMAND = re.compile(r"^::(notice|warning|error)(?: ([^:]*))?::(.*)$")
+KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "USER", "TMPDIR", "TERM", "TZ")
+
+
+@dataclass
+class Settings:
+    """A run's event, variables and secrets, and how it is driven."""
+
+    workspace: Path
+    event: str
+    sha: str
+    ref: str
+    stand_ins: dict[str, StandIn]
+    inputs: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    # environment name -> {"vars": {...}, "secrets": {...}}
+    environments: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    assume_success: frozenset[str] = frozenset()
+    cancel_after: dict[str, float] = field(default_factory=dict)  # job path -> seconds
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class StepResult:
+    name: str
+    outcome: str  # success, failure, skipped
+    conclusion: str
+    seconds: float = 0.0
+
+
+@dataclass
+class JobResult:
+    """A job as `needs.<job>` shows it, with what the run printed about it."""
+
+    path: str  # caller/inner for jobs of a reusable workflow
+    result: str  # success, failure, cancelled, skipped
+    outputs: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    steps: list[StepResult] = field(default_factory=list)
+    summary: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "outputs": self.outputs,
+            "seconds": round(self.seconds, 1),
+            "steps": [s.__dict__ for s in self.steps],
+        }
+
+
+@dataclass
+class Annotation:
+    level: str
+    job: str
+    title: str
+    message: str
+
+
+@dataclass
+class Called:
+    """The workflow being run and what it was called with."""
+
+    path: Path
+    data: dict[str, Any]
+    inputs: dict[str, Any]
+    secrets: dict[str, str]
+    prefix: str = ""
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    """A workflow file as data (YAML 1.1 reads the `on:` key as True: it is put back)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ToolkitError(f"cannot read the workflow {path}: {exc}.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+        raise ToolkitError(f"{path} is not a workflow: it has no `jobs:` mapping.")
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def job_order(jobs: dict[str, Any]) -> list[str]:
+    """Job ids so that each comes after the jobs it needs."""
+    order: list[str] = []
+    pending = list(jobs)
+    while pending:
+        ready = [j for j in pending if set(needs_of(jobs[j])) <= set(order)]
+        if not ready:
+            unknown = {n for j in pending for n in needs_of(jobs[j])} - set(jobs)
+            why = f"unknown jobs {sorted(unknown)}" if unknown else "a cycle"
+            raise ToolkitError(f"the jobs' `needs` cannot be ordered: {why}.")
+        order.append(ready[0])
+        pending.remove(ready[0])
+    return order
+
+
+def needs_of(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def read_commands_file(path: Path) -> dict[str, str]:
+    """GITHUB_OUTPUT / GITHUB_ENV: `name=value` lines and `name<<DELIMITER` blocks."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    lines = iter(path.read_text(encoding="utf-8").splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block: list[str] = []
+            for item in lines:
+                if item == delimiter:
+                    break
+                block.append(item)
+            else:
+                raise ToolkitError(f"{path.name}: no closing {delimiter!r} for {name!r}.")
+            values[name] = "\n".join(block)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+        elif line.strip():
+            raise ToolkitError(f"{path.name}: {line!r} is neither name=value nor name<<EOF.")
+    return values
+
+
+class Run:
+    """One workflow run; `run()` returns every job's result by path."""
+
+    def __init__(self, settings: Settings, evaluator: Evaluator) -> None:
+        self.settings = settings
+        self.evaluator = evaluator
+        self.cancelled = threading.Event()
+        self.annotations: list[Annotation] = []
+        self.jobs: dict[str, JobResult] = {}
+        self.run_id = str(int(time.time()))
+        self.artifacts = Path(tempfile.mkdtemp(prefix="workflow-artifacts-"))
+
+    # -- contexts --------------------------------------------------------------------------
+
+    def github(self, called: Called, job: str = "") -> dict[str, Any]:
+        s = self.settings
+        event: dict[str, Any] = {"ref": s.ref, "after": s.sha}
+        if s.event == "workflow_dispatch":
+            event = {"ref": s.ref, "inputs": s.inputs}
+        return {
+            "event_name": s.event,
+            "event": event,
+            "sha": s.sha,
+            "ref": s.ref,
+            "ref_name": s.ref.rsplit("/", 1)[-1],
+            "repository": f"local/{s.workspace.name}",
+            "repository_owner": "local",
+            "run_id": self.run_id,
+            "run_number": "1",
+            "run_attempt": "1",
+            "workspace": str(s.workspace),
+            "actor": os.environ.get("USER", "local"),
+            "server_url": "https://github.com",
+            "workflow": called.data.get("name", called.path.name),
+            "job": job,
+        }
+
+    def run(self, path: Path) -> dict[str, JobResult]:
+        data = load_workflow(path)
+        triggers = data["on"] if isinstance(data["on"], dict) else {}
+        inputs = dict(self.settings.inputs)
+        if self.settings.event == "workflow_dispatch":
+            inputs = typed_inputs(
+                (triggers.get("workflow_dispatch") or {}).get("inputs") or {}, inputs, path
+            )
+        called = Called(path, data, inputs, dict(self.settings.secrets))
+        self.run_jobs(called)
+        return self.jobs
+
+    def run_jobs(self, called: Called) -> dict[str, JobResult]:
+        jobs: dict[str, Any] = called.data["jobs"]
+        results: dict[str, JobResult] = {}
+        for job_id in job_order(jobs):
+            started = time.monotonic()
+            result = self.run_job(called, job_id, jobs[job_id], results)
+            result.seconds = time.monotonic() - started
+            results[job_id] = result
+            self.jobs[result.path] = result
+            self.settings.log(f"== {result.path}: {result.result} ({result.seconds:.0f} s)")
+        return results
+
+    def ancestors(self, jobs: dict[str, Any], job_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = needs_of(jobs[job_id])
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(needs_of(jobs[name]))
+        return seen
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def run_job(
+        self, called: Called, job_id: str, job: dict[str, Any], done: dict[str, JobResult]
+    ) -> JobResult:
+        path = called.prefix + job_id
+        if "strategy" in job:
+            raise ToolkitError(f"job {path}: a matrix is not supported by the local runner.")
+        earlier = [done[a].result for a in self.ancestors(called.data["jobs"], job_id)]
+        status = Status(
+            success=all(r == "success" for r in earlier) and not self.cancelled.is_set(),
+            failure="failure" in earlier,
+            cancelled=self.cancelled.is_set(),
+        )
+        needs = {n: {"result": done[n].result, "outputs": done[n].outputs} for n in needs_of(job)}
+        context = {
+            "github": self.github(called, job_id),
+            "needs": needs,
+            "vars": self.settings.vars,
+            "inputs": called.inputs,
+        }
+        if path in self.settings.assume_success:
+            self.settings.log(f"== {path}: not run (--assume-success), counted as success")
+            return JobResult(path, "success")
+        if not self.evaluator.condition(context, status, str(job.get("if", ""))):
+            result = "cancelled" if self.cancelled.is_set() else "skipped"
+            return JobResult(path, result)
+        self.settings.log(f"== {path}: started")
+        if "uses" in job:
+            return self.call_workflow(called, path, job, context, status)
+        return self.run_steps(called, path, job_id, job, context, needs)
+
+    def call_workflow(
+        self,
+        caller: Called,
+        path: str,
+        job: dict[str, Any],
+        context: dict[str, Any],
+        status: Status,
+    ) -> JobResult:
+        uses = str(job["uses"])
+        if not uses.startswith("./"):
+            raise ToolkitError(f"job {path}: only local reusable workflows (./...) run locally.")
+        file = self.settings.workspace / uses
+        data = load_workflow(file)
+        call = (data["on"] or {}).get("workflow_call") if isinstance(data["on"], dict) else None
+        if call is None:
+            raise ToolkitError(f"{uses} has no `on: workflow_call`: it cannot be called.")
+        given = self.evaluator.text(context, status, dict(job.get("with") or {}))
+        inputs = typed_inputs(call.get("inputs") or {}, given, file)
+        context = {**context, "secrets": caller.secrets}
+        secrets_spec = job.get("secrets") or {}
+        if secrets_spec == "inherit":
+            secrets = dict(caller.secrets)
+        else:
+            secrets = {
+                k: str(v)
+                for k, v in self.evaluator.text(context, status, dict(secrets_spec)).items()
+            }
+        declared = call.get("secrets") or {}
+        for name, spec in declared.items():
+            if (spec or {}).get("required") and not secrets.get(name):
+                raise ToolkitError(f"job {path}: {uses} requires the secret {name}.")
+        undeclared = set(secrets_spec if isinstance(secrets_spec, dict) else {}) - set(declared)
+        if undeclared:
+            raise ToolkitError(f"job {path}: {uses} declares no secret {sorted(undeclared)}.")
+        inner = self.run_jobs(Called(file, data, inputs, secrets, prefix=path + "/"))
+        results = [r.result for r in inner.values()]
+        result = (
+            "failure" if "failure" in results
+            else "cancelled" if "cancelled" in results
+            else "success"
+        )  # fmt: skip
+        jobs_context = {k: {"result": r.result, "outputs": r.outputs} for k, r in inner.items()}
+        outputs_spec = {
+            k: (v or {}).get("value", "") for k, v in (call.get("outputs") or {}).items()
+        }
+        outputs = self.evaluator.text(
+            {**context, "jobs": jobs_context, "inputs": inputs}, status, outputs_spec
+        )
+        return JobResult(path, result, outputs=outputs)
+
+    def run_steps(
+        self,
+        called: Called,
+        path: str,
+        job_id: str,
+        job: dict[str, Any],
+        context: dict[str, Any],
+        needs: dict[str, Any],
+    ) -> JobResult:
+        settings = self.settings
+        running = Status(success=True, failure=False, cancelled=self.cancelled.is_set())
+        environment = job.get("environment")
+        if isinstance(environment, dict):
+            environment = environment.get("name")
+        environment = self.evaluator.text(context, running, environment) if environment else ""
+        scoped = settings.environments.get(str(environment), {}) if environment else {}
+        job_vars = {**settings.vars, **scoped.get("vars", {})}
+        job_secrets = {**called.secrets, **scoped.get("secrets", {})}
+        context = {
+            **context,
+            "vars": job_vars,
+            "secrets": job_secrets,
+            "strategy": {},
+            "matrix": {},
+            "runner": {"os": "Linux", "temp": "", "name": "local"},
+            "job": {"status": "success"},
+            "steps": {},
+        }
+        workflow_env = self.evaluator.text(
+            {**context, "env": {}}, running, dict(called.data.get("env") or {})
+        )
+        env = {
+            **workflow_env,
+            **self.evaluator.text(
+                {**context, "env": workflow_env}, running, dict(job.get("env") or {})
+            ),
+        }
+        temp = Path(tempfile.mkdtemp(prefix=f"runner-{job_id}-"))
+        context["runner"]["temp"] = str(temp)
+        timeout = float(job.get("timeout-minutes", 360)) * 60
+        deadline = time.monotonic() + timeout
+        cancel_at = settings.cancel_after.get(path)
+        cancel_deadline = time.monotonic() + cancel_at if cancel_at is not None else None
+        job_state = JobState(path, env, [], temp, deadline, cancel_deadline)
+        masks = [v for v in job_secrets.values() if v]
+        steps: list[StepResult] = []
+        summaries: list[str] = []
+        for index, step in enumerate(job.get("steps") or []):
+            result = self.run_step(
+                called, job_state, index, step, context, masks, summaries, inputs=called.inputs
+            )
+            steps.append(result)
+        kill_groups(job_state.groups)
+        if job_state.timed_out:
+            result_word = "failure"
+            self.annotate(
+                "error", path, "", f"the job ran past its timeout-minutes ({timeout / 60:g})"
+            )
+        elif job_state.cancelled:
+            result_word = "cancelled"
+        elif any(s.conclusion == "failure" for s in steps):
+            result_word = "failure"
+        else:
+            result_word = "success"
+        outputs_spec = dict(job.get("outputs") or {})
+        outputs = self.evaluator.text({**context, "env": env}, running, outputs_spec)
+        summary = "\n".join(summaries)
+        del needs
+        return JobResult(path, result_word, outputs=outputs, steps=steps, summary=summary)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def run_step(
+        self,
+        called: Called,
+        job: JobState,
+        index: int,
+        step: dict[str, Any],
+        context: dict[str, Any],
+        masks: list[str],
+        summaries: list[str],
+        *,
+        inputs: dict[str, Any],
+    ) -> StepResult:
+        steps_context: dict[str, Any] = context["steps"]
+        failed = any(s["conclusion"] == "failure" for s in steps_context.values()) or job.failed
+        cancelled = job.cancelled or self.cancelled.is_set()
+        status = Status(success=not failed and not cancelled, failure=failed, cancelled=cancelled)
+        step_context = {**context, "env": job.env, "inputs": inputs}
+        name = str(step.get("name") or step.get("uses") or str(step.get("run", "")).split("\n")[0])
+        step_id = str(step.get("id") or f"__step{index}")
+        if not self.evaluator.condition(step_context, status, str(step.get("if", ""))):
+            steps_context[step_id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
+            return StepResult(name, "skipped", "skipped")
+        self.settings.log(f"-- {job.path}: {name}")
+        step_env = self.evaluator.text(step_context, status, dict(step.get("env") or {}))
+        step_context = {**step_context, "env": {**job.env, **step_env}}
+        started = time.monotonic()
+        outputs: dict[str, str] = {}
+        if "run" in step:
+            shell = step.get("shell", "bash")
+            if shell not in ("bash", "bash -e {0}"):
+                raise ToolkitError(
+                    f"{job.path}: step {name!r} uses shell {shell!r}; only bash runs locally."
+                )
+            script = str(self.evaluator.text(step_context, status, str(step["run"])))
+            code, outputs = self.shell(
+                job, index, script, {**job.env, **step_env}, masks, summaries, step
+            )
+        else:
+            code, outputs = self.action(
+                called, job, index, step, step_context, status, masks, summaries
+            )
+        outcome = "success" if code == 0 else "failure"
+        conclusion = "success" if step.get("continue-on-error") is True else outcome
+        steps_context[step_id] = {"outputs": outputs, "outcome": outcome, "conclusion": conclusion}
+        if outcome == "failure":
+            self.settings.log(f"   {job.path}: {name!r} failed (exit {code})")
+        return StepResult(name, outcome, conclusion, time.monotonic() - started)
+
+    def action(
+        self,
+        called: Called,
+        job: JobState,
+        index: int,
+        step: dict[str, Any],
+        context: dict[str, Any],
+        status: Status,
+        masks: list[str],
+        summaries: list[str],
+    ) -> tuple[int, dict[str, str]]:
+        uses = str(step["uses"])
+        given = self.evaluator.text(context, status, dict(step.get("with") or {}))
+        env = {**job.env, **context["env"]}
+        if uses.startswith("./"):
+            return self.composite(called, job, index, uses, given, context, masks, summaries)
+        stand_in = self.settings.stand_ins.get(action_name(uses))
+        if stand_in is None:
+            self.annotate(
+                "error",
+                job.path,
+                "",
+                f"{uses} has no declared local stand-in (.github/local-stand-ins.yaml)",
+            )
+            return 1, {}
+        if stand_in.refuse:
+            self.annotate("error", job.path, action_name(uses), stand_in.refuse)
+            return 1, {}
+        if stand_in.notice:
+            self.annotate("notice", job.path, f"stand-in for {action_name(uses)}", stand_in.notice)
+        code = 0
+        if stand_in.run:
+            code, _ = self.shell(
+                job, index, stand_in.run, {**env, **input_variables(given)}, masks, summaries, step
+            )
+        return code, dict(stand_in.outputs)
+
+    def composite(
+        self,
+        called: Called,
+        job: JobState,
+        index: int,
+        uses: str,
+        given: dict[str, Any],
+        context: dict[str, Any],
+        masks: list[str],
+        summaries: list[str],
+    ) -> tuple[int, dict[str, str]]:
+        folder = self.settings.workspace / uses
+        data = yaml.safe_load((folder / "action.yml").read_text(encoding="utf-8"))
+        runs = data.get("runs") or {}
+        if runs.get("using") != "composite":
+            raise ToolkitError(f"{uses}: only composite local actions run locally.")
+        inputs = {
+            name: given.get(name, (spec or {}).get("default", ""))
+            for name, spec in (data.get("inputs") or {}).items()
+        }
+        inner_context = {**context, "steps": {}}
+        for inner_index, inner in enumerate(runs.get("steps") or []):
+            result = self.run_step(
+                called, job, index * 100 + inner_index, inner, inner_context, masks, summaries,
+                inputs=inputs,
+            )  # fmt: skip
+            if result.conclusion == "failure":
+                return 1, {}
+        declared = {k: (v or {}).get("value", "") for k, v in (data.get("outputs") or {}).items()}
+        status = Status(success=True, failure=False, cancelled=self.cancelled.is_set())
+        outputs = self.evaluator.text({**inner_context, "inputs": inputs}, status, declared)
+        return 0, {k: _text(v) for k, v in outputs.items()}
+
+    def shell(
+        self,
+        job: JobState,
+        index: int,
+        script: str,
+        env: dict[str, str],
+        masks: list[str],
+        summaries: list[str],
+        step: dict[str, Any],
+    ) -> tuple[int, dict[str, str]]:
+        files = {name: job.temp / f"{name.lower()}-{index}" for name in
+                 ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STEP_SUMMARY")}  # fmt: skip
+        for file in files.values():
+            file.write_text("", encoding="utf-8")
+        script_file = job.temp / f"step-{index}.sh"
+        script_file.write_text(script, encoding="utf-8")
+        base = {k: os.environ[k] for k in KEPT_ENV if k in os.environ}
+        base["PATH"] = os.pathsep.join([*job.path_entries, base.get("PATH", "")])
+        process_env = {
+            **base,
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(self.settings.workspace),
+            "GITHUB_SHA": self.settings.sha,
+            "GITHUB_REF": self.settings.ref,
+            "GITHUB_EVENT_NAME": self.settings.event,
+            "GITHUB_REPOSITORY": f"local/{self.settings.workspace.name}",
+            "GITHUB_RUN_ID": self.run_id,
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_JOB": job.path.rsplit("/", 1)[-1],
+            "RUNNER_TEMP": str(job.temp),
+            "RUNNER_OS": "Linux",
+            "LOCAL_ARTIFACTS_DIR": str(self.artifacts),
+            **{k: str(v) for k, v in files.items()},
+            **{k: _text(v) for k, v in env.items()},
+        }
+        step_deadline = None
+        if "timeout-minutes" in step:
+            step_deadline = time.monotonic() + float(step["timeout-minutes"]) * 60
+
+        def stop() -> bool:
+            now = time.monotonic()
+            if job.cancel_deadline is not None and now >= job.cancel_deadline:
+                if not self.cancelled.is_set():
+                    self.settings.log(
+                        f"== cancelling the run ({job.path} ran its --cancel-after time)"
+                    )
+                self.cancelled.set()
+            if now >= job.deadline:
+                job.timed_out = True
+            if step_deadline is not None and now >= step_deadline:
+                return True
+            return self.cancelled.is_set() or job.timed_out
+
+        def on_line(line: str) -> None:
+            for secret in masks:
+                line = line.replace(secret, "***")
+            match = COMMAND.match(line)
+            if match:
+                level, props, message = match.groups()
+                title = dict(p.split("=", 1) for p in (props or "").split(",") if "=" in p).get(
+                    "title", ""
+                )
+                self.annotate(level, job.path, title, message)
+                return
+            self.settings.log(f"   {line}")
+
+        finished = run_script(
+            script_file, env=process_env, cwd=self.settings.workspace, stop=stop,
+            on_line=on_line, groups=job.groups,
+        )  # fmt: skip
+        if finished.interrupted and (self.cancelled.is_set() or job.timed_out):
+            job.cancelled = self.cancelled.is_set()
+        job.env.update(read_commands_file(files["GITHUB_ENV"]))
+        added = files["GITHUB_PATH"].read_text(encoding="utf-8").split()
+        job.path_entries[:0] = list(reversed(added))
+        summary = files["GITHUB_STEP_SUMMARY"].read_text(encoding="utf-8")
+        if summary.strip():
+            summaries.append(summary)
+        return finished.exit_code, read_commands_file(files["GITHUB_OUTPUT"])
+
+    def annotate(self, level: str, job: str, title: str, message: str) -> None:
+        self.annotations.append(Annotation(level, job, title, message))
+        shown = f"{title}: {message}" if title else message
+        self.settings.log(f"   {level}: {shown}")
+
+    def summaries(self) -> Iterator[tuple[str, str]]:
+        for path, job in self.jobs.items():
+            if job.summary:
+                yield path, job.summary
+
+
+@dataclass
+class JobState:
+    """A running job: its env (GITHUB_ENV adds to it), PATH additions, temp folder, limits."""
+
+    path: str
+    env: dict[str, Any]
+    path_entries: list[str]
+    temp: Path
+    deadline: float
+    cancel_deadline: float | None
+    groups: list[int] = field(default_factory=list)
+    cancelled: bool = False
+    timed_out: bool = False
+    failed: bool = False
+
+
+def typed_inputs(declared: dict[str, Any], given: dict[str, Any], file: Path) -> dict[str, Any]:
+    """Inputs with their defaults and declared types; unknown or missing required ones refused."""
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise ToolkitError(f"{file.name} has no input {sorted(unknown)[0]!r}.")
+    values: dict[str, Any] = {}
+    for name, declaration in declared.items():
+        spec = declaration or {}
+        if name not in given:
+            if spec.get("required") and "default" not in spec:
+                raise ToolkitError(f"{file.name} requires the input {name!r}.")
+            value: Any = spec.get("default", "")
+        else:
+            value = given[name]
+        kind = spec.get("type", "string")
+        if kind == "boolean":
+            value = value if isinstance(value, bool) else str(value).lower() == "true"
+        elif kind == "number":
+            try:
+                value = float(value) if value not in ("", None) else 0
+            except (TypeError, ValueError):
+                raise ToolkitError(
+                    f"{file.name}: input {name!r} must be a number, not {value!r}."
+                ) from None
+            value = int(value) if float(value).is_integer() else value
+        elif kind == "choice" and spec.get("options") and value not in spec["options"]:
+            raise ToolkitError(
+                f"{file.name}: input {name!r} must be one of {spec['options']}, not {value!r}."
+            )
+        else:
+            value = _text(value) if kind != "boolean" else value
+        values[name] = value
+    return values
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return "" if value is None else str(value)
