@@ -11,8 +11,26 @@ ratio check; Bonferroni, so the whole analysis keeps its false-rollback rate und
 - limit: is the canary's own mean beyond `limit`? An exact betting e-process (`eprocess.py`) on
   this step's answers, valid from the first answer (no sample floor), cheap enough to run at
   every fast check: a canary failing half its answers is caught after a handful. Each step
-  runs its own test at alpha / k / (steps below 100). When stable breaches the limit too over
-  the same step, the platform is degraded and rolling back would help nobody: the judge holds.
+  runs its own test at alpha / k / (steps below 100). A breach rolls back only when it is the
+  canary's own: with per-request assignment, the canary must also fail more often than stable
+  over the same time (the share test below); otherwise, when stable breaches the limit too over
+  the same step. Else the platform is degraded and rolling back would help nobody: the judge
+  holds;
+- share (ratio metrics, per-request assignment): does the canary fail more often than stable at
+  the same moments? Each answer goes to the canary with probability w (its weight), whatever
+  happens to both arms, so when the canary fails no more often, a failure is the canary's with
+  probability at most w, through any outage or time-of-day swing: a betting e-process on the
+  step's failures against w is valid under any non-stationarity shared by the arms. It gates the
+  limit test's rollback (both must reach the threshold), so it spends no alpha of its own.
+
+Units (sticky assignment by user): a user's answers are alike, so they are not independent
+observations. When the data carries `UNITS` (the service's users first seen per answer, read by
+the monitor for sticky code canaries), every test treats each arm as D times fewer observations,
+D = the canary's answers per user over the rollout (at worst all of a user's answers are the
+same, and the variance of a mean over users is D times the per-answer one). The canary's
+instances start with the rollout, so its count is every user it served; stable's split of the
+same users is random, so D holds for it too. With few users the tests then wait, and the policy's
+`on_insufficient_data` decides (per-request assignment, the default, is the way to judge them).
 
 Sample ratio (with per-request assignment): did the canary get at least half its weight's share
 of this step's answers? A betting e-process too; far less (crashing, refusing connections,
@@ -44,6 +62,7 @@ from scripts.toolkit.stats import (
 )
 
 Decision = Literal["promote", "rollback", "hold"]
+UNITS = "units"  # Ratio(users first seen, answers): the unit count of sticky assignment
 METHOD = "always-valid (mixture SPRT confidence sequence, stratified by step)"
 Stratum = tuple[ArmData, ArmData]  # (stable, canary) over one step
 
@@ -55,6 +74,26 @@ def estimate(observation: Observation) -> Estimate:
     if not isinstance(observation, Histogram):
         raise TypeError(f"cannot estimate a {type(observation).__name__}")
     return histogram_mean(observation.bounds, observation.counts, observation.total)
+
+
+def thinned(observation: Observation, design: float) -> Observation:
+    """The observation with `design` times fewer observations, the same mean."""
+    if design <= 1:
+        return observation
+    if isinstance(observation, Ratio):
+        return Ratio(observation.hits / design, observation.total / design)
+    counts = tuple(c / design for c in observation.counts)
+    return Histogram(observation.bounds, counts, observation.total / design)
+
+
+def design_effect(units: Sequence[Observation | None]) -> float:
+    """Answers per unit (at least 1) from the canary's unit counts, one per stratum."""
+    seen = [u for u in units if isinstance(u, Ratio)]
+    if not seen:
+        return 1.0
+    both = _total(seen)
+    assert isinstance(both, Ratio)  # noqa: S101  # a sum of Ratios
+    return max(1.0, both.total / max(both.hits, 1.0))
 
 
 def limit_evidence(metric: MetricPolicy, observation: Observation, *, breach: bool = True) -> float:
@@ -97,6 +136,7 @@ class MetricVerdict:
     alpha: float | None = None
     limit_evidence: float | None = None  # ln e-value: canary beyond the limit (this step)
     limit_threshold: float | None = None
+    share_evidence: float | None = None  # ln e-value: the canary fails more often (this step)
     degraded: bool = False  # stable breaches the limit too: the platform, not the canary
 
     def chart(self) -> dict[str, Any]:
@@ -142,32 +182,59 @@ def _total(observations: Sequence[Observation]) -> Observation:
     return reduce(lambda a, b: a.plus(b), observations)  # type: ignore[arg-type]
 
 
+def share_evidence(
+    metric: MetricPolicy, stable: Observation, canary: Observation, weight: float
+) -> float | None:
+    """ln e-value that the canary fails more often than stable at the same moments, from the
+    arms' failures while the canary had `weight` of the answers by chance (None: not a ratio)."""
+    if not isinstance(stable, Ratio) or not isinstance(canary, Ratio) or not 0 < weight < 1:
+        return None
+
+    def failures(arm: Ratio) -> float:
+        return arm.hits if metric.direction == "lower_is_better" else arm.total - arm.hits
+
+    points = [(1.0, failures(canary)), (0.0, failures(stable))]
+    return log_evalue(points, null=weight, low=0.0, high=1.0, higher_is_worse=True)
+
+
 def _limit_test(
     policy: Policy,
     metric: MetricPolicy,
-    stable: Observation,
-    canary: Observation,
+    now: tuple[Observation, Observation],
     result: MetricVerdict,
     alpha: float,
+    share: tuple[Observation, Observation, float] | None,
 ) -> tuple[list[str], list[str]]:
-    """(failures, unknowns) of the exact limit test on this step; its figures go in `result`."""
+    """(failures, unknowns) of the exact limit test on this stratum (`now`: stable, canary),
+    gated by the share test on the whole step (`share`: stable, canary, weight) where it
+    applies; the figures go in `result`."""
     if metric.limit is None:
         return [], []
+    stable, canary = now
     threshold = math.log(policy.judged_steps / alpha)
     evidence = limit_evidence(metric, canary)
     result.limit_evidence, result.limit_threshold = evidence, threshold
-    # Stable breaches too: shown, or at least its mean over the same time is beyond the limit
-    # (equal arms race to the threshold; the canary must not lose that race to the outage).
-    beyond = worse_sign(metric.direction) * (estimate(stable).mean - metric.limit) > 0
-    if evidence >= threshold and (beyond or limit_evidence(metric, stable) >= threshold):
-        result.degraded = True
-        return [], [f"the platform is degraded: stable breaches {metric.name} too"]
-    if evidence >= threshold:
-        word = "above" if metric.direction == "lower_is_better" else "below"
-        return [f"{word} the limit {metric.limit:.4g}"], []
-    if limit_evidence(metric, canary, breach=False) < threshold:
-        return [], [f"not yet clear of the limit {metric.limit:.4g}"]
-    return [], []
+    limit = f"{'above' if metric.direction == 'lower_is_better' else 'below'} the limit "
+    limit += f"{metric.limit:.4g}"
+    if evidence < threshold:
+        if limit_evidence(metric, canary, breach=False) < threshold:
+            return [], [f"not yet clear of the limit {metric.limit:.4g}"]
+        return [], []
+    in_time = share_evidence(metric, *share) if share else None
+    result.share_evidence = in_time
+    if in_time is not None:  # the canary's own breach: it fails more often at the same time
+        own, why = in_time >= threshold, "failing no more often than stable at the same time"
+    else:
+        # Stable breaches too: shown, or at least its mean over the same time is beyond the
+        # limit (equal arms race to the threshold; the canary must not lose that race).
+        beyond = worse_sign(metric.direction) * (estimate(stable).mean - metric.limit) > 0
+        own = not (beyond or limit_evidence(metric, stable) >= threshold)
+        why = f"stable breaches {metric.name} too"
+    if own:
+        more = ", failing more often than stable" if in_time is not None else ""
+        return [f"{limit}{more}"], []
+    result.degraded = True
+    return [], [f"the platform is degraded: {limit}, {why}"]
 
 
 def judge_metric(
@@ -179,16 +246,19 @@ def judge_metric(
     alpha: float,
     earlier: Sequence[tuple[Observation | None, Observation | None]] = (),
     fast: bool = False,
+    share: tuple[Observation, Observation, float] | None = None,
 ) -> MetricVerdict:
-    """One metric's verdict on this step's data and the steps `earlier`. `fast`: only the exact
-    limit test (the checks between full judgements)."""
+    """One metric's verdict on this stratum's data and the strata `earlier`. `fast`: only the
+    exact limit test (the checks between full judgements); `share`: the whole step's stable and
+    canary data and the canary's weight, for the share test."""
     result = MetricVerdict(
         metric.name, metric.critical, metric.direction, "missing", "no data for one of the arms",
         limit=metric.limit, alpha=alpha,
     )  # fmt: skip
     if stable_now is None or canary_now is None:
         return result
-    failures, unknown = _limit_test(policy, metric, stable_now, canary_now, result, alpha)
+    now = (stable_now, canary_now)
+    failures, unknown = _limit_test(policy, metric, now, result, alpha, share)
     pairs = [
         (s, c) for s, c in [*earlier, (stable_now, canary_now)] if s is not None and c is not None
     ]
@@ -261,12 +331,30 @@ def judge(
     earlier: Sequence[Stratum] = (),
     weight: float | None = None,
     fast: bool = False,
+    step: Stratum | None = None,
 ) -> Judgement:
     """Compare the arms on every policy metric and decide promote, rollback or hold. `stable`
-    and `canary` are the current step's data, `earlier` the steps before it; `weight` (the
-    canary's share, when answers are assigned per request) adds the sample ratio check; `fast`
-    runs only the exact tests."""
+    and `canary` are the current stratum's data (this step's, or since the platform was last
+    degraded), `earlier` the strata before it, `step` the whole current step's (default: the
+    stratum's); `weight` (the canary's share, when answers are assigned per request) adds the
+    sample ratio check and the share test; `fast` runs only the exact tests."""
     alpha = policy.alpha / critical_tests(policy)
+    strata = [*earlier, (stable, canary)]
+    design = design_effect([c.get(UNITS) for _, c in strata])
+    if design > 1:
+
+        def thin(arm: ArmData) -> ArmData:
+            return {m: thinned(o, design) for m, o in arm.items()}
+
+        stable, canary = thin(stable), thin(canary)
+        earlier = [(thin(s), thin(c)) for s, c in earlier]
+        step = (thin(step[0]), thin(step[1])) if step else None
+    whole = step or (stable, canary)
+
+    def share(name: str) -> tuple[Observation, Observation, float] | None:
+        s, c = whole[0].get(name), whole[1].get(name)
+        return (s, c, weight) if s is not None and c is not None and weight else None
+
     verdicts = [
         judge_metric(
             policy,
@@ -276,12 +364,13 @@ def judge(
             alpha=alpha,
             earlier=[(s.get(m.name), c.get(m.name)) for s, c in earlier],
             fast=fast,
+            share=share(m.name),
         )
         for m in policy.metrics
     ]
     critical = [v for v in verdicts if v.critical]
     failed = [f"{v.name}: {v.reason}" for v in critical if v.verdict == "fail"]
-    ratio = sample_ratio(policy, stable, canary, weight) if weight is not None else None
+    ratio = sample_ratio(policy, *whole, weight) if weight is not None else None
     if failed or ratio:
         return Judgement("rollback", [*failed, *([ratio] if ratio else [])], verdicts)
     if not fast and all(v.verdict == "pass" for v in critical):

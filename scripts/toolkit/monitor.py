@@ -26,11 +26,27 @@ from pathlib import Path
 from typing import Any
 
 from contract.files import atomic_write
+from contract.metrics import ANSWERS, EXPERIMENT_UNITS
 from contract.tracks import Track
 from scripts.toolkit.analysis import margin
 from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
-from scripts.toolkit.judge import Decision, Judgement, Stratum, critical_tests, estimate, judge
-from scripts.toolkit.metrics import ArmData, MetricsUnavailable, ResumableSource, observation_from
+from scripts.toolkit.judge import (
+    UNITS,
+    Decision,
+    Judgement,
+    Stratum,
+    critical_tests,
+    estimate,
+    judge,
+)
+from scripts.toolkit.metrics import (
+    ArmData,
+    MetricQuery,
+    MetricsUnavailable,
+    ResumableSource,
+    Selector,
+    observation_from,
+)
 from scripts.toolkit.metrics.factory import SourceFactory
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.targets import RolloutOutcome, RolloutTarget
@@ -50,6 +66,7 @@ class RolloutState:
     step_started_at: float
     # Both arms' counts when each step began (None: at the next reading): the judge's strata.
     bounds: list[dict[str, dict[str, Any]] | None] = field(default_factory=list)
+    step_bound: int = -1  # the bound at which the current step began (later ones: restarts)
     moved: bool = False  # this monitor set the current step (so 100% after evidence: finish)
     judged_at: float | None = None  # the last full judgement (fast checks run in between)
     traffic: list[float] | None = None  # [time, answers of both arms] at the first reading
@@ -152,6 +169,10 @@ class Monitor:
                 step_started_at=now,
             )
         self.queries = [m.query() for m in policy.metrics]
+        if policy.code_assignment == "user" and target.kind == "code":
+            # Sticky by user: the judge counts users, not answers (judge.UNITS).
+            units = (Selector(EXPERIMENT_UNITS),), (Selector(ANSWERS),)
+            self.queries.append(MetricQuery(UNITS, "ratio", hits=units[0], total=units[1]))
         self._reading: dict[str, dict[str, Any]] = {}  # this check's counts, as bounds keep them
         self.source = source(self.state.started_at)
         if isinstance(self.source, ResumableSource) and self.state.source_state is not None:
@@ -186,6 +207,7 @@ class Monitor:
             self.target.set_percent(self.policy.steps[0], per_request=self._per_request)
             step = state.step = self.policy.steps[0]
             state.step_started_at, state.bounds, state.moved = now, [None], True
+            state.step_bound = 0
         if step <= 0:
             raise ToolkitError(
                 "the canary serves no traffic; start it with `python -m scripts.promote --to next` "
@@ -195,6 +217,7 @@ class Monitor:
             # A step this monitor did not set: a fresh monitor counts every answer since the
             # canary was deployed; a step moved by hand later starts at this reading.
             state.bounds.append({} if state.step < 0 else None)
+            state.step_bound = len(state.bounds) - 1
             state.step, state.step_started_at, state.moved = step, now, False
         state.checks += 1
         in_step = now - state.step_started_at
@@ -253,15 +276,20 @@ class Monitor:
         # this monitor, nor a first reading in which stable's series were not there yet).
         per_request = self._per_request and _count(self.policy, cuts[-2].get("s", {})) > 0
         full = state.judged_at is None or now - state.judged_at >= self.policy.interval_seconds
+        # The whole step (the strata since it began), for the share test: it runs over the
+        # step, never restarted, so a restart below is not another look at its alpha.
+        begun = cuts[state.step_bound] if 0 <= state.step_bound < len(cuts) - 1 else cuts[-2]
+        whole = (_since(arms[0], begun.get("s", {})), _since(arms[1], begun.get("c", {})))
         verdict = judge(
             self.policy,
             *strata[-1],
             earlier=strata[:-1],
             weight=step / 100 if per_request else None,
             fast=not full,
+            step=whole,
         )
         if any(m.degraded for m in verdict.metrics):
-            # The exact tests start again after the platform's trouble, so an outage both arms
+            # The limit tests start again after the platform's trouble, so an outage both arms
             # had does not linger in the canary's evidence once stable has recovered.
             state.bounds.append(self._reading)
         if step >= 100 and state.moved:  # the verdict is for the record: stable has no traffic
@@ -382,6 +410,7 @@ class Monitor:
         self.target.set_percent(following, per_request=self._per_request)
         state.step, state.step_started_at, state.moved = following, now, True
         state.bounds.append(self._reading)
+        state.step_bound = len(state.bounds) - 1
         return f"stepped to {following:g}%"
 
     def next_interval(self) -> float:

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import binom
 
 from scripts.toolkit.eprocess import GRID, log_evalue
-from scripts.toolkit.judge import judge, limit_evidence
+from scripts.toolkit.judge import judge, limit_evidence, share_evidence
 from scripts.toolkit.metrics import Ratio
 from scripts.toolkit.policy import Policy
 from scripts.toolkit.stats import compare, proportion
@@ -122,3 +122,45 @@ def test_the_sample_ratio_test_keeps_its_alpha_under_its_null() -> None:
             for i in range(19, 3000, 20)
         )  # fmt: skip
     assert alarms / runs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
+
+
+def test_the_share_test_stays_under_alpha_through_a_shared_outage() -> None:
+    """Both arms' failure rate swings (1%, then 50% for a sixth of the time, then a slow
+    drift), the canary gets each answer with probability 5%, and the share of failures it
+    carries is tested at every look: under this null it crosses 1/alpha in at most alpha of
+    the runs, outage or not (the limit test alone would cross in most)."""
+    rng = np.random.default_rng(11)
+    alpha, runs, looks, weight = 0.05, 600, 120, 0.05
+    metric = next(m for m in example_policy().metrics if m.name == "error_rate")
+    rates = np.full(looks, 0.01)
+    rates[40:60] = 0.5
+    rates[60:] = 0.01 + 0.03 * np.sin(np.linspace(0, 3, looks - 60)) ** 2
+    alarms = limit_alarms = 0
+    for _ in range(runs):
+        answers = rng.poisson(20, looks)
+        to_canary = rng.binomial(answers, weight)
+        c_fail = np.cumsum(rng.binomial(to_canary, rates))
+        s_fail = np.cumsum(rng.binomial(answers - to_canary, rates))
+        c_n, s_n = np.cumsum(to_canary), np.cumsum(answers - to_canary)
+        share = [
+            share_evidence(metric, Ratio(s_fail[i], s_n[i]), Ratio(c_fail[i], c_n[i]), weight)
+            for i in range(looks)
+        ]
+        alarms += max(v or 0.0 for v in share) >= math.log(1 / alpha)
+        limit = max(limit_evidence(metric, Ratio(c_fail[i], c_n[i])) for i in range(looks))
+        limit_alarms += limit >= math.log(1 / alpha)
+    # alpha plus three binomial standard errors
+    assert alarms / runs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
+    assert limit_alarms / runs > 0.5
+
+
+def test_the_share_test_finds_a_canary_failing_half_its_answers_in_a_few_failures() -> None:
+    """At 5% weight, a canary failing 50% of its answers against stable's 1%: the share test
+    crosses after a handful of the canary's failures."""
+    metric = next(m for m in example_policy().metrics if m.name == "error_rate")
+    threshold = math.log(3 * 7 / 0.05)  # the default policy's: judged steps x tests / alpha
+    for failures in range(1, 20):
+        evidence = share_evidence(metric, Ratio(3, 300), Ratio(failures, 2 * failures), 0.05)
+        if evidence is not None and evidence >= threshold:
+            break
+    assert failures <= 5

@@ -10,7 +10,15 @@ import pytest
 
 from contract.metrics import SCORE_BUCKETS
 from scripts.toolkit.analysis import Effect, margin
-from scripts.toolkit.judge import MetricVerdict, critical_tests, judge, judge_metric
+from scripts.toolkit.judge import (
+    UNITS,
+    MetricVerdict,
+    critical_tests,
+    design_effect,
+    judge,
+    judge_metric,
+    thinned,
+)
 from scripts.toolkit.metrics import ArmData, Histogram, Ratio
 from scripts.toolkit.policy import MetricPolicy, Policy
 from tests.support.policy import example_policy
@@ -147,7 +155,9 @@ def test_when_stable_breaches_the_limit_too_the_platform_is_degraded_and_the_jud
     assert verdict.decision == "hold"
     error_rate = by_name(verdict)["error_rate"]
     assert error_rate.degraded and not verdict.no_harm
-    assert "the platform is degraded: stable breaches error_rate too" in error_rate.reason
+    assert "the platform is degraded: above the limit 0.05, stable breaches error_rate too" in (
+        error_rate.reason
+    )
 
 
 def test_a_quality_limit_below_which_the_canary_fails(policy: Policy) -> None:
@@ -333,3 +343,52 @@ def test_relative_margin_accounts_for_the_uncertainty_of_the_stable_mean(policy:
     # Equal arms: the stable arm's variance counts 1.25² times instead of once.
     ratio = (rel.estimate - rel.low) / (ab.estimate - ab.low)
     assert 1.1 < ratio < 1.25
+
+
+# --- a shared outage, and sticky users ----------------------------------------------------
+
+
+def test_a_shared_outage_with_per_request_assignment_holds_as_degraded(policy: Policy) -> None:
+    """Both arms fail 30% of their answers at the same time: the canary is beyond the limit,
+    but its share of the failures is its share of the answers (5%), so it is not to blame."""
+    verdict = judge(
+        policy, exact_arm(1900, errors=0.3), exact_arm(100, errors=0.3), weight=0.05, fast=True
+    )
+    assert verdict.decision == "hold"
+    error_rate = by_name(verdict)["error_rate"]
+    assert error_rate.degraded
+    assert "failing no more often than stable at the same time" in error_rate.reason
+    assert error_rate.share_evidence is not None and error_rate.share_evidence < 1.0
+
+
+def test_a_canary_failing_more_often_than_stable_during_an_outage_rolls_back(
+    policy: Policy,
+) -> None:
+    """The same outage, but the canary fails 90% of its answers: its share of the failures
+    (90 of 660) is far above its 5% of the answers."""
+    verdict = judge(
+        policy, exact_arm(1900, errors=0.3), exact_arm(100, errors=0.9), weight=0.05, fast=True
+    )
+    assert verdict.decision == "rollback"
+    error_rate = by_name(verdict)["error_rate"]
+    assert error_rate.reason == "above the limit 0.05, failing more often than stable"
+
+
+def test_sticky_users_count_as_units_not_answers(policy: Policy) -> None:
+    """One canary user with a 4.5% error rate, stable's users at 1%: at the request level the
+    canary is worse by more than the margin (2 points) over 2,000 answers; counted as one user,
+    nothing can be said yet, so the judge holds."""
+    stable, canary = exact_arm(38_000, errors=0.01), exact_arm(2000, errors=0.045)
+    assert judge(policy, stable, canary).decision == "rollback"
+    canary[UNITS] = Ratio(1, 2000)
+    verdict = judge(policy, stable, canary)
+    assert verdict.decision == "hold"
+    assert by_name(verdict)["error_rate"].verdict == "insufficient"
+
+
+def test_the_design_effect_is_the_canarys_answers_per_user() -> None:
+    assert design_effect([Ratio(4, 100), None, Ratio(1, 60)]) == pytest.approx(32.0)
+    assert design_effect([Ratio(0, 50)]) == 50.0  # no user seen yet: at least one
+    assert design_effect([None]) == 1.0  # no unit count: the answers are the units
+    thin = thinned(Ratio(30, 600), 30)
+    assert isinstance(thin, Ratio) and (thin.hits, thin.total) == (1, 20)
