@@ -14,7 +14,9 @@ canary failing 10% or 50% of its answers), `quality_minus_0_2` (a quality score 
 `shared_outage` (identical; a dependency fails half the answers of both arms for 10 minutes at
 a random time in the first hour), `drift` (identical; error rate and refusals of both arms swing
 with a 2-hour period), `few_users` (identical; 10 users, each with their own error rate and
-refusals, assigned as the policy says), `crashing_canary` (the canary refuses every connection:
+refusals, assigned as the policy says), `few_users_sticky` (the same 10 users, code canaries
+assigned by user whatever the policy says: the judge counts users, from the canary's users first
+seen), `crashing_canary` (the canary refuses every connection:
 the router counts each refused request as a canary error and the canary answers nothing).
 
 Usage: python benchmarks/bench_judge.py [--rollouts 1000] [--seed 1] [--rate 50 20 6.67 1 0.3]
@@ -41,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from contract.metrics import COST_BUCKETS, SCORE_BUCKETS  # noqa: E402
+from scripts.toolkit.judge import UNITS  # noqa: E402
 from scripts.toolkit.metrics import Arm, ArmData, Histogram, MetricQuery, Ratio  # noqa: E402
 from scripts.toolkit.metrics.factory import fixed_source  # noqa: E402
 from scripts.toolkit.monitor import Monitor  # noqa: E402
@@ -86,6 +89,7 @@ class Counts:
     rated: Array = field(init=False)
     down: Array = field(init=False)
     refused: Array = field(init=False)  # connections refused (counted as errors by the router)
+    units: Array | None = None  # users first seen (sticky assignment only: the judge's UNITS)
     score_counts: Array = field(init=False)
     score_sum: Array = field(init=False)
     cost_counts: Array = field(init=False)
@@ -151,6 +155,7 @@ class Counts:
                 COST_BOUNDS, tuple(self.cost_counts[row].tolist()), float(self.cost_sum[row])
             ),
             "negative_feedback": Ratio(self.down[row], self.rated[row]),
+            **({} if self.units is None else {UNITS: Ratio(self.units[row], self.answers[row])}),
         }
 
 
@@ -248,6 +253,7 @@ class Scenario:
     outage: bool = False  # both arms: half the answers fail for 10 minutes in the first hour
     drift: bool = False  # both arms: error rate and refusals swing with a 2-hour period
     users: int = 0  # that many users, each with their own error rate and refusals
+    sticky: bool = False  # code canaries assigned by user, whatever the policy says
     crash: bool = False  # the canary refuses every connection
 
 
@@ -265,6 +271,7 @@ SCENARIOS = {
         Scenario("shared_outage", outage=True),
         Scenario("drift", drift=True),
         Scenario("few_users", users=10),
+        Scenario("few_users_sticky", users=10, sticky=True),
         Scenario("crashing_canary", crash=True),
     )
 }
@@ -289,6 +296,8 @@ def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated w
 ) -> list[Outcome]:
     """Run `rollouts` rollouts from the first step to promotion, rollback or MAX_SECONDS."""
     rng = np.random.default_rng(seed)
+    if scenario.sticky:
+        policy = policy.model_copy(update={"code_assignment": "user"})
     clock = Clock()
     targets = [SimulatedTarget(crashed=scenario.crash) for _ in range(rollouts)]
     sources = [SimulatedSource() for _ in range(rollouts)]
@@ -305,6 +314,9 @@ def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated w
     user_refusals = np.clip(BASE.refusals + rng.normal(0, 0.15, (rollouts, users)), 0.02, 0.9)
     user_bucket = rng.uniform(0, 1, (rollouts, users))
     sticky = scenario.users > 0 and policy.code_assignment == "user"
+    if sticky:  # every user was served by stable before the rollout; the canary starts fresh
+        stable.units, canary.units = np.full(rollouts, float(users)), np.zeros(rollouts)
+    seen = np.zeros((rollouts, users), dtype=bool)  # users the canary has served
     tick = policy.fast_interval
     # Stable served before the rollout: the monitor's first reading is not at zero.
     stable.add(rng, np.arange(rollouts), rng.poisson(rate * 600, rollouts), BASE)
@@ -346,6 +358,10 @@ def simulate(  # noqa: PLR0912, PLR0915  # one loop drives the whole simulated w
             total = rng.poisson(rate * tick / users, active.size)
             if sticky:
                 to_canary = np.where(user_bucket[active, u] < weights, total, 0)
+                first = (to_canary > 0) & ~seen[active, u]
+                seen[active[first], u] = True
+                assert canary.units is not None  # set for sticky runs
+                canary.units[active[first]] += 1
             else:
                 to_canary = rng.binomial(total, weights)
             s_err, s_ref, c_err, c_ref = errors, refusals, c_errors, c_refusals
