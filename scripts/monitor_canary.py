@@ -124,6 +124,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         "elapsed": f"{time.time() - monitor.state.started_at:.0f} s",
         "action": last.action if args.act else "none (analysis only)",
         "plan": plan_text(monitor.state.rate, monitor.state.plan),
+        "assignment": ASSIGNMENT[policy.code_assignment] if args.target == "code" else "by user",
         "chart": str(chart_file),
         **{f"note {i + 1}": note for i, note in enumerate(monitor.state.notes)},
     }
@@ -151,6 +152,15 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             chart=chart.mermaid(monitor.state.history, policy),
         ),
     )
+
+
+# How a code canary's traffic is assigned, as the judge assumes it (the decision record says it).
+ASSIGNMENT = {
+    "request": "per request (the split sends each request by chance; the judge tests the "
+    "answers' ratio against the weight)",
+    "user": "per user (sticky; where a Gateway ignores the route's sessionPersistence it is per "
+    "request, and the judge's per-user assumption only skips the ratio test)",
+}
 
 
 def in_cluster(target: RolloutTarget) -> KeepsRolloutState | None:

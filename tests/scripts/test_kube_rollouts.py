@@ -137,6 +137,10 @@ def test_a_good_canary_is_promoted(cluster: KubeCluster, policy: Path, backend: 
     if backend == "gateway-api":
         assert canary_weight(cluster) == 0
         assert notes(cluster.get(*ROUTE))["decision"] == "promoted"
+        # The route keeps users on one version: the judge must not test a per-request ratio.
+        assert "assumes code_assignment: user" in result.stderr
+    else:
+        assert "code_assignment" not in result.stderr
 
 
 @pytest.mark.parametrize("backend", ["gateway-api", "replicas"])
