@@ -87,13 +87,13 @@ def thinned(observation: Observation, design: float) -> Observation:
 
 
 def design_effect(units: Sequence[Observation | None]) -> float:
-    """Answers per unit (at least 1) from the canary's unit counts, one per stratum."""
+    """Answers per unit (at least 1) from the canary's unit counts, one per stratum; 1 when no
+    unit was counted (a service without the count reads as zeros: judged per answer)."""
     seen = [u for u in units if isinstance(u, Ratio)]
-    if not seen:
+    both = _total(seen) if seen else None
+    if not isinstance(both, Ratio) or both.hits <= 0:
         return 1.0
-    both = _total(seen)
-    assert isinstance(both, Ratio)  # noqa: S101  # a sum of Ratios
-    return max(1.0, both.total / max(both.hits, 1.0))
+    return max(1.0, both.total / both.hits)
 
 
 def limit_evidence(metric: MetricPolicy, observation: Observation, *, breach: bool = True) -> float:

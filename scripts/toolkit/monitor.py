@@ -43,6 +43,7 @@ from scripts.toolkit.metrics import (
     ArmData,
     MetricQuery,
     MetricsUnavailable,
+    Ratio,
     ResumableSource,
     Selector,
     observation_from,
@@ -257,6 +258,12 @@ class Monitor:
         if isinstance(self.source, ResumableSource):
             state.source_state = self.source.export_state()
         arms = (data[Track.STABLE], data[Track.CANARY])
+        unknown = "sticky assignment judged per answer: the service exports no users count"
+        sticky = any(q.name == UNITS for q in self.queries)
+        counted = arms[1].get(UNITS)
+        none = counted is None or (isinstance(counted, Ratio) and counted.hits == 0 < counted.total)
+        if sticky and none and unknown not in state.notes:
+            state.notes.append(unknown)  # with few users, false rollbacks can exceed alpha
         self._reading = {
             a: {m: asdict(o) for m, o in d.items()} for a, d in zip("sc", arms, strict=True)
         }

@@ -388,7 +388,7 @@ def test_sticky_users_count_as_units_not_answers(policy: Policy) -> None:
 
 def test_the_design_effect_is_the_canarys_answers_per_user() -> None:
     assert design_effect([Ratio(4, 100), None, Ratio(1, 60)]) == pytest.approx(32.0)
-    assert design_effect([Ratio(0, 50)]) == 50.0  # no user seen yet: at least one
-    assert design_effect([None]) == 1.0  # no unit count: the answers are the units
+    assert design_effect([Ratio(0, 50)]) == 1.0  # no unit counted: the answers are the units
+    assert design_effect([None]) == 1.0
     thin = thinned(Ratio(30, 600), 30)
     assert isinstance(thin, Ratio) and (thin.hits, thin.total) == (1, 20)

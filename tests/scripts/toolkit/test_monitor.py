@@ -15,6 +15,7 @@ from contract.files import REPO_ROOT
 from scripts import monitor_canary
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_INCONCLUSIVE, ToolkitError
+from scripts.toolkit.judge import UNITS
 from scripts.toolkit.metrics.factory import fixed_source
 from scripts.toolkit.monitor import Monitor, RolloutState
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
@@ -393,3 +394,26 @@ def test_a_canary_that_answers_is_not_taken_for_dead() -> None:
         server.shutdown()
         server.server_close()
     assert CodeTarget(backend=RecordingBackend()).canary_down() is None  # no URL known
+
+
+def test_a_sticky_code_canary_reads_the_users_count_and_says_when_it_has_none() -> None:
+    """With code_assignment: user the monitor asks the source for the users count (the judge's
+    unit); a service that has none (zeros) is judged per answer, and the record says so."""
+    clock = FakeClock()
+    backend = RecordingBackend()
+    source = ScriptedSource([(arm(3000), arm(300))])  # no UNITS among the observations
+    run = Monitor(
+        fast_policy(code_assignment="user"),
+        CodeTarget(backend=backend),
+        fixed_source(source),
+        act=True,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert UNITS in [q.name for q in run.queries]
+    run.check()
+    assert backend.calls == ["weight 10 per_request=False"]
+    assert any("judged per answer" in note for note in run.state.notes)
+    target = CodeTarget(backend=RecordingBackend())
+    per_request = Monitor(fast_policy(), target, fixed_source(source), act=False, clock=clock)
+    assert UNITS not in [q.name for q in per_request.queries]
