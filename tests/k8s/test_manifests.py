@@ -155,6 +155,35 @@ def test_pods_are_hardened_probed_and_sized(objects: list[dict[str, Any]]) -> No
         assert account["automountServiceAccountToken"] is False
 
 
+def test_the_expand_migration_job_is_hardened_and_runs_what_the_service_runs(
+    objects: list[dict[str, Any]],
+) -> None:
+    (job,) = of_kind(objects, "Job").values()
+    pod = job["spec"]["template"]["spec"]
+    (migrate,) = pod["containers"]
+    assert migrate["command"] == ["python", "-m", "app.db", "upgrade", "--phase", "expand"]
+    assert pod["restartPolicy"] == "Never" and job["spec"]["backoffLimit"] <= 3
+    assert job["spec"]["activeDeadlineSeconds"] > 0  # a hung migration stops the deploy
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = migrate["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert {"cpu", "memory"} <= set(migrate["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(migrate["resources"]["limits"])
+    # The same image, settings and secret (APP_DATABASE_URL) as the service's pods; the pods
+    # themselves never migrate.
+    (service,) = [
+        d["spec"]["template"]["spec"]["containers"][0]
+        for n, d in of_kind(objects, "Deployment").items()
+        if n in ("ai-service", "ai-service-stable", "ai-service-blue")
+    ]
+    assert migrate["envFrom"] == service["envFrom"] and migrate["image"] == service["image"]
+    assert settings(objects)["APP_DATABASE_AUTO_MIGRATE"] == "false"
+
+
 def test_labels_and_selectors_agree(objects: list[dict[str, Any]]) -> None:
     for obj in objects:
         labels = obj["metadata"].get("labels", {})
