@@ -23,7 +23,7 @@ from tests.support.kube_objects import NAMESPACE, seed, shas
 from tests.support.kube_traffic import simulated_traffic
 from tests.support.platform import fast_policy
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute", "ai-service")
 ERROR_RATE = {
@@ -61,7 +61,7 @@ def cluster() -> Iterator[KubeCluster]:
 
 
 def run(
-    cluster: KubeCluster, script: str, *args: str, timeout: float = 90
+    cluster: KubeCluster, script: str, *args: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """`python -m scripts.<script> args --output json` with the emulator's kubeconfig."""
     env = {k: v for k, v in cluster.env().items() if not k.startswith("ROLLOUT_")}
