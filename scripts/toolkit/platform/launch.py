@@ -31,6 +31,7 @@ READY_PATH = {
 }
 # What runs an app instance unless `up --service-command` names another service.
 DEFAULT_SERVICE_COMMAND = (sys.executable, "-m", "app")
+DATABASE_FILE = "service.db"  # in the state folder
 # Settings the platform decides for every app instance; `--env` may not change them.
 MANAGED_ENV = settings.MANAGED
 APP_DEFAULTS = {
@@ -138,6 +139,9 @@ def start_app(
             f"feedback:{state.admin_token}".encode()
         ).hexdigest(),
         **APP_DEFAULTS,
+        # One database for every track and every instance: feedback outlives restarts and
+        # deploys (`--env APP_DATABASE_URL=postgresql://...` names another).
+        settings.DATABASE_URL: f"sqlite:///{Path(state.state_dir).resolve() / DATABASE_FILE}",
         **spec.extra_env,
         settings.HOST: "127.0.0.1",
         settings.PORT: str(port),
