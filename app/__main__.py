@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.main import create_app
+from app.registry.configmap_source import ConfigMapSourceError, locate
 from contract import settings as names
 from contract.registry.loader import RegistryError, load_registry
 from contract.tracks import TRACKS
@@ -73,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         load_registry(settings.registry_dir)  # fail fast, with the file and field to fix
-    except RegistryError as exc:
+        locate(settings)  # and on a registry ConfigMap watch that cannot be set up
+    except (RegistryError, ConfigMapSourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(

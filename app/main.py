@@ -32,6 +32,7 @@ from app.db.writer import DatabaseWriter
 from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
+from app.registry.configmap_source import ConfigMapSource
 from app.registry.store import RegistryStore
 
 log = logging.getLogger("app")
@@ -43,6 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     metrics: ServiceMetrics = app.state.metrics
     store = RegistryStore(settings.registry_dir)
+    configmap = ConfigMapSource.from_settings(settings, store)  # a misconfiguration stops here
     retriever = Retriever(load_documents(settings.knowledge_dir))
     provider = await build_provider(settings)
     database = DatabaseWriter(
@@ -73,15 +75,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.track,
         store.current.summary()["prompts"],
     )
-    watcher = (
-        asyncio.create_task(store.watch(settings.registry_reload_seconds))
-        if settings.registry_reload_seconds > 0
-        else None
-    )
+    watchers: list[asyncio.Task[None]] = []
+    if settings.registry_reload_seconds > 0:
+        watchers.append(asyncio.create_task(store.watch(settings.registry_reload_seconds)))
+    if configmap is not None:
+        watchers.append(asyncio.create_task(configmap.run()))
     try:
         yield
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher

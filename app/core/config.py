@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # Prompt/model registry and the bundled knowledge base.
     registry_dir: Path = REPO_ROOT / "registry"
     registry_reload_seconds: float = Field(default=2.0, ge=0)
+    # On Kubernetes: follow the registry ConfigMap of this name through the API (a change serves
+    # within seconds; a mounted ConfigMap can take a minute). Empty: off (app/registry/).
+    registry_configmap: str = ""
+    registry_configmap_namespace: str = ""  # empty: the pod's own (its service account's)
+    kubernetes_api_url: str = ""  # empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+    kubernetes_service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
     default_prompt: str = "rag_answer"
     knowledge_dir: Path = Path(__file__).resolve().parents[1] / "knowledge" / "kb"
     retrieve_top_k: int = Field(default=3, ge=1, le=20)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.registry.configmap import write_nested
 from contract.registry.loader import Registry, RegistryError, folder_digest, load_registry
 from contract.registry.writing import writer_active
 
@@ -37,9 +40,38 @@ class RegistryStore:
         self.last_success = time.time()
         self._rejected_digest: str | None = None
         self._on_reload = on_reload
+        self._lock = threading.RLock()  # the folder poll, the admin route and adopt() meet here
 
     def reload(self, *, force: bool = False) -> ReloadResult:
         """Load the folder again if it changed (or when forced); never drops the last good one."""
+        with self._lock:
+            return self._reload(force=force)
+
+    def adopt(self, files: dict[str, bytes], *, source: str) -> ReloadResult:
+        """Serve `files` (registry path -> content, e.g. from the registry ConfigMap) when they
+        load and validate in full: checked in a scratch folder first, then written to the
+        registry folder and loaded. A bad set is refused and the folder keeps the last good one."""
+        with self._lock, tempfile.TemporaryDirectory(prefix="registry-candidate-") as scratch:
+            write_nested(files, Path(scratch))
+            digest = folder_digest(Path(scratch))
+            if digest == self.current.digest and self.last_error is None:
+                write_nested(files, self.root)  # e.g. a restarted pod's stale mounted copy
+                return ReloadResult("unchanged", digest)
+            try:
+                load_registry(Path(scratch))
+            except (RegistryError, OSError) as exc:
+                return self.refuse(str(exc).replace(scratch, source), digest)
+            write_nested(files, self.root)
+            return self._reload(force=True)
+
+    def refuse(self, error: str, digest: str = "") -> ReloadResult:
+        """Record a change that cannot serve (the last good registry keeps serving)."""
+        with self._lock:
+            self._rejected_digest = digest or None
+            self.last_error = error
+            return self._finish(ReloadResult("rejected", digest, error), log_it=True)
+
+    def _reload(self, *, force: bool) -> ReloadResult:
         try:
             digest = folder_digest(self.root)
         except OSError as exc:

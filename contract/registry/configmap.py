@@ -109,11 +109,22 @@ def read_flat(folder: Path) -> dict[str, bytes]:
     return files
 
 
+def read_data(data: dict[str, str]) -> dict[str, bytes]:
+    """The registry files held by a ConfigMap's `data`, by registry path (as read through the
+    Kubernetes API rather than a mount); a ValueError names a key that is not a registry path."""
+    return {from_configmap_key(key): text.encode("utf-8") for key, text in sorted(data.items())}
+
+
 def unflatten(source: Path, destination: Path) -> bool:
     """Make `destination` the nested registry of the flat ConfigMap folder `source`: changed
     files replaced atomically, removed ones deleted, all under the writer lock. Returns whether
     anything changed."""
-    wanted = read_flat(source)
+    return write_nested(read_flat(source), destination)
+
+
+def write_nested(wanted: dict[str, bytes], destination: Path) -> bool:
+    """Make `destination` hold exactly `wanted` (registry path -> content), under the writer
+    lock; whether anything changed."""
     destination.mkdir(parents=True, exist_ok=True)
     present = {
         p.relative_to(destination).as_posix(): p

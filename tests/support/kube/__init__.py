@@ -12,8 +12,9 @@
         cluster.apply(obj, field_manager="kustomize", force=False)  # server-side apply, in-process
         cluster.get("apps/v1", "Deployment", "ai-service") -> dict | None
         cluster.delete("v1", "Service", "ai-service-canary")
+        cluster.patch("v1", "ConfigMap", "x", {"data": {...}}, content_type=MERGE_PATCH)
         cluster.requests            # list[LoggedRequest]: method, path, query, content_type,
-                                    #   body, status, at
+                                    #   body, status, at, user_agent
         cluster.requests_since(mark) / cluster.mark()   # the requests after a point, to count calls
         cluster.fail(status=503, count=None, seconds=None, path_contains=None, method=None) -> Fault
         cluster.heal()              # drop every injected fault
@@ -76,7 +77,7 @@ from kubernetes import config as kube_config
 from tests.support.kube.controller import Controller
 from tests.support.kube.emulator import Fault, LoggedRequest, StrictEmulator
 from tests.support.kube.kinds import by_kind
-from tests.support.kube.store import APPLY_PATCH
+from tests.support.kube.store import APPLY_PATCH, MERGE_PATCH
 
 __all__ = ["Fault", "KubeCluster", "LoggedRequest"]
 
@@ -173,6 +174,8 @@ class KubeCluster:
         """Stop listening: clients get connection refused until `start_server`."""
         server, self._server = self._server, None
         if server is not None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self.emulator.end_watches)
             self._call(server.__aexit__(None, None, None))
 
     def _write_kubeconfig(self) -> None:
@@ -225,6 +228,21 @@ class KubeCluster:
         ns = (obj.get("metadata") or {}).get("namespace") or self.namespace
         return self.emulator.store.patch(
             kind, ns, obj["metadata"]["name"], APPLY_PATCH, obj, manager=field_manager, force=force
+        )
+
+    def patch(
+        self,
+        api_version: str,
+        kind: str,
+        name: str,
+        patch: Any,
+        *,
+        content_type: str = MERGE_PATCH,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
+        """Change an object in-process (works while the server is stopped)."""
+        return self.emulator.store.patch(
+            by_kind(api_version, kind), namespace or self.namespace, name, content_type, patch
         )
 
     def get(

@@ -58,17 +58,19 @@ _SHORT_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class LoggedRequest:
-    """One request as the emulator received it, and the status it answered."""
+    """One request as the emulator received it (logged on arrival, in order), and the status it
+    answered (0 while a watch is still streaming)."""
 
     method: str
     path: str
     query: dict[str, str]
     content_type: str
     body: Any  # decoded JSON or YAML when it parses, else the text; None when empty
-    status: int
     at: float  # time.monotonic() when it arrived
+    user_agent: str = ""
+    status: int = 0
 
 
 @dataclass
@@ -130,6 +132,7 @@ class StrictEmulator(kmock.KubernetesEmulator):
     forbidden: list[tuple[str, str, str | None]] = attrs.field(factory=list)  # verb, plural, name
     fault_lock: threading.Lock = attrs.field(factory=threading.Lock)
     _changed: asyncio.Event | None = attrs.field(default=None, init=False)
+    _epoch: int = attrs.field(default=0, init=False)  # bumped to end the open watches
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -188,6 +191,11 @@ class StrictEmulator(kmock.KubernetesEmulator):
             "resources": resources,
         }
 
+    def end_watches(self) -> None:
+        """End every open watch (in the loop), as a stopping server drops them."""
+        self._epoch += 1
+        self.wake()
+
     def wake(self) -> None:
         """Called (in the loop) after every store change: wakes the watches."""
         if self._changed is not None:
@@ -197,22 +205,22 @@ class StrictEmulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         body = await raw_request.read()
         at = time.monotonic()
+        logged = LoggedRequest(
+            method=raw_request.method,
+            path=raw_request.path,
+            query=dict(raw_request.query),
+            content_type=raw_request.headers.get("Content-Type", ""),
+            body=_logged_body(body),
+            at=at,
+            user_agent=raw_request.headers.get("User-Agent", ""),
+        )
+        self.log.append(logged)
         try:
             response = await self._serve(raw_request, body, at)
         except ApiError as exc:
             headers = {"Retry-After": "1"} if exc.code == 429 else None
             response = aiohttp.web.json_response(exc.status(), status=exc.code, headers=headers)
-        self.log.append(
-            LoggedRequest(
-                method=raw_request.method,
-                path=raw_request.path,
-                query=dict(raw_request.query),
-                content_type=raw_request.headers.get("Content-Type", ""),
-                body=_logged_body(body),
-                status=response.status,
-                at=at,
-            )
-        )
+        logged.status = response.status
         return response
 
     async def _serve(
@@ -413,6 +421,7 @@ class StrictEmulator(kmock.KubernetesEmulator):
     ) -> AsyncIterator[dict[str, Any] | bytes]:
         yield b""  # send the headers now: a quiet watch must not look like a hung request
         loop = asyncio.get_running_loop()
+        epoch = self._epoch
         timeout = float(query.get("timeoutSeconds") or 1800)
         deadline = loop.time() + timeout
         since_text = query.get("resourceVersion") or ""
@@ -445,7 +454,7 @@ class StrictEmulator(kmock.KubernetesEmulator):
                 if out is not None:
                     yield out
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or epoch != self._epoch:
                 return
             if self._changed is None:
                 self._changed = asyncio.Event()
