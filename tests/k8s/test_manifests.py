@@ -36,6 +36,7 @@ PART_OF = "ai-rollout-template"
 ALLOWED_DRIFT = (
     "*:metadata.namespace",
     "RoleBinding/ai-rollout-deployer:subjects.0.namespace",
+    "RoleBinding/ai-service-registry-reader:subjects.0.namespace",
     "ConfigMap/ai-service-settings:data.APP_ENV",
     "Deployment/*:spec.replicas",
     "Deployment/ai-service*:spec.template.spec.containers.0.resources.*",
@@ -129,7 +130,8 @@ def test_pods_are_hardened_probed_and_sized(objects: list[dict[str, Any]]) -> No
         spec = deployment["spec"]
         pod = spec["template"]["spec"]
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
-        assert pod["automountServiceAccountToken"] is False, name
+        # Only the service's pods have an API token: to watch their registry ConfigMap.
+        assert pod["automountServiceAccountToken"] is name.startswith("ai-service"), name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in pod_containers(pod):
@@ -149,8 +151,9 @@ def test_pods_are_hardened_probed_and_sized(objects: list[dict[str, Any]]) -> No
             drain = float(env["APP_DRAIN_SECONDS"]) + float(env["APP_SHUTDOWN_GRACE_SECONDS"])
             assert pod["terminationGracePeriodSeconds"] > pre_stop + drain, name
             mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
-            assert mounts[env["APP_REGISTRY_DIR"]]["readOnly"] is True
-            assert "/tmp" in mounts  # noqa: S108  # the one writable path, an emptyDir
+            # Writable emptyDirs: the registry (validated ConfigMap changes) and /tmp.
+            assert not mounts[env["APP_REGISTRY_DIR"]].get("readOnly"), name
+            assert "/tmp" in mounts  # noqa: S108
     for account in of_kind(objects, "ServiceAccount").values():
         assert account["automountServiceAccountToken"] is False
 
@@ -245,7 +248,7 @@ def test_network_policies_admit_only_the_gateway_prometheus_and_the_service(
 
 def test_the_role_grants_only_what_the_toolkit_uses(objects: list[dict[str, Any]]) -> None:
     assert not [o for o in objects if o["kind"].startswith("Cluster")]
-    (role,) = of_kind(objects, "Role").values()
+    role = of_kind(objects, "Role")["ai-rollout-deployer"]
     granted: dict[tuple[str, str], set[str]] = {}
     names: dict[str, set[str]] = {}
     for rule in role["rules"]:
@@ -261,8 +264,34 @@ def test_the_role_grants_only_what_the_toolkit_uses(objects: list[dict[str, Any]
         if obj["kind"] in moved and name.startswith("ai-service"):
             assert name in names[moved[obj["kind"]]], f"the Role cannot patch {obj['kind']}/{name}"
     assert names["configmaps"] == {"ai-service-registry"}
-    (binding,) = of_kind(objects, "RoleBinding").values()
+    binding = of_kind(objects, "RoleBinding")["ai-rollout-deployer"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_the_service_may_read_its_registry_configmap_and_nothing_else(
+    objects: list[dict[str, Any]],
+) -> None:
+    """Issue 8, item 5: the service watches the registry ConfigMap it is told to, by name (a
+    list/watch with fieldSelector metadata.name, which `resourceNames` admits)."""
+    roles = of_kind(objects, "Role")
+    assert set(roles) == {"ai-rollout-deployer", "ai-service-registry-reader"}
+    (rule,) = roles["ai-service-registry-reader"]["rules"]
+    assert rule == {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["ai-service-registry"],
+        "verbs": ["get", "list", "watch"],
+    }
+    binding = of_kind(objects, "RoleBinding")["ai-service-registry-reader"]
+    assert binding["roleRef"]["name"] == "ai-service-registry-reader"
+    accounts = {
+        d["spec"]["template"]["spec"]["serviceAccountName"]
+        for n, d in of_kind(objects, "Deployment").items()
+        if n.startswith("ai-service")
+    }
+    assert [s["name"] for s in binding["subjects"]] == sorted(accounts) == ["ai-service"]
+    assert settings(objects)["APP_REGISTRY_CONFIGMAP"] == "ai-service-registry"
+    assert "ai-service-registry" in of_kind(objects, "ConfigMap")
 
 
 def test_one_image_for_every_container_set_by_the_overlay(tmp_path: Path) -> None:
