@@ -182,6 +182,7 @@ class GatewayApiBackend(KeepsState):
         ResolvedRefs; stop at once when one reports either False for it."""
         generation = int(written["metadata"].get("generation", 0) or 0)
         deadline = time.monotonic() + self.kube.wait_timeout
+        pause = 0.02  # a gateway usually reports within tens of milliseconds: ask soon, then less
         while True:
             route = self._read()
             index, positions = self._locate(route)
@@ -202,7 +203,8 @@ class GatewayApiBackend(KeepsState):
                     "fix its parentRefs or backends (kubectl describe httproute "
                     f"{self.names.route})."
                 )
-            self.kube.sleep(0.2)
+            self.kube.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     @staticmethod
     def _accepted(route: Json, generation: int) -> bool | str | None:
