@@ -10,8 +10,12 @@ Examples:
   python -m scripts.promote --target prompt --candidate v2 --to next   # start a prompt canary
   python -m scripts.promote --target prompt --candidate v1 --to full   # v1 production again
 
+  python -m scripts.promote --backend gateway-api --namespace ai-staging --to 20 --dry-run
+                                                         # a cluster: print the requests only
+
 Every call is idempotent: re-running it after an interruption finishes the same change.
-Exit codes: 0 done, 2 usage or configuration error.
+Exit codes: 0 done, 1 the canary's pods are not ready (no traffic moved to them), 2 usage or
+configuration error.
 """
 
 from __future__ import annotations

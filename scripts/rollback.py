@@ -6,10 +6,14 @@ Examples:
                                                           #   served before the last switch
   python -m scripts.rollback --switch blue                # blue-green: blue serves everyone
   python -m scripts.rollback --target prompt --prompt rag_answer   # retire the prompt canary
+  python -m scripts.rollback --backend gateway-api --namespace ai-staging   # a cluster
+  python -m scripts.rollback --backend gateway-api --dry-run      # print the requests only
 
 Rollback never depends on the canary being healthy: traffic moves first, clean-up follows.
+On a cluster the traffic move is the first write, bounded by --api-timeout.
 Idempotent: a second run finds nothing to undo and succeeds. It reports the state it leaves.
-Exit codes: 0 done, 2 usage or configuration error.
+Exit codes: 0 done, 2 usage or configuration error, 4 traffic state unknown (the cluster could
+not be reached, or the move not confirmed, in time: run it again).
 """
 
 from __future__ import annotations

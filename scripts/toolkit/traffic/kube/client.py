@@ -213,7 +213,7 @@ def connect(options: ClusterOptions, *, echo: TextIO | None = None) -> Kube:
     namespace = options.namespace
     path = options.kubeconfig or _default_kubeconfig()
     if path is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # kubernetes is untyped
         namespace = namespace or _read(SERVICE_ACCOUNT_DIR / "namespace") or "default"
     elif path is None or not path.is_file():
         where = f"at {path}" if path else "(KUBECONFIG is unset and ~/.kube/config is missing)"
@@ -223,7 +223,7 @@ def connect(options: ClusterOptions, *, echo: TextIO | None = None) -> Kube:
         )
     else:
         try:
-            listed = config.list_kube_config_contexts(config_file=str(path))  # type: ignore[no-untyped-call]
+            listed = config.list_kube_config_contexts(config_file=str(path))  # type: ignore[no-untyped-call]  # kubernetes is untyped
             contexts, active = listed
         except (config.ConfigException, ValueError, OSError) as exc:
             raise ToolkitError(f"{path} is not a usable kubeconfig ({exc}); fix it.") from exc
@@ -239,7 +239,7 @@ def connect(options: ClusterOptions, *, echo: TextIO | None = None) -> Kube:
                 f"{path} has no current context; pass --context (one of: {', '.join(names)})."
             )
         try:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
+            config.load_kube_config(  # type: ignore[no-untyped-call]  # kubernetes is untyped
                 config_file=str(path),
                 context=chosen["name"],
                 client_configuration=configuration,
