@@ -2,7 +2,7 @@
 
 A mounted ConfigMap reaches the pod only when the kubelet next syncs it (a minute or more); a
 watch on the API hears the change at once. The service reads its one ConfigMap (a Role limited by
-`resourceNames` to it, verbs get/list/watch: k8s/base/rbac.yaml), decodes the keys with the
+`resourceNames` to it, verbs get/list/watch: k8s/base/ai-service.yaml), decodes the keys with the
 contract (`prompts--rag_answer--v1.yaml` -> `prompts/rag_answer/v1.yaml`) and hands the files to
 `RegistryStore.adopt`, which validates them in full before anything serves and keeps the last
 good registry on a bad update. The token and namespace come from the pod's service account.
@@ -166,7 +166,7 @@ class ConfigMapSource:
             message = response.text[:200]
         hint = {
             401: "the service account token is missing or expired",
-            403: "the service account needs get/list/watch on it (k8s/base/rbac.yaml)",
+            403: "the service account needs get/list/watch on it (k8s/base/ai-service.yaml)",
             404: "create it (k8s/base/registry-configmap.yaml) or fix APP_REGISTRY_CONFIGMAP",
         }.get(response.status_code, "")
         raise ConfigMapSourceError(
