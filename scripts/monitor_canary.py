@@ -88,7 +88,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     shown: list[object] = []
 
     def progress(result: CheckResult) -> None:
-        if keeper is not None:  # the cluster keeps the progress, for a runner elsewhere
+        if keeper is not None and not args.dry_run:  # kept in the cluster, for any runner
             keeper.save_monitor_state(state_file.read_text(encoding="utf-8"))
         if monitor.state.plan and monitor.state.step not in shown:  # at each step, once known
             shown.append(monitor.state.step)
@@ -102,12 +102,14 @@ def command(args: argparse.Namespace) -> cli.Outcome:
             flush=True,
         )
 
-    last = monitor.run(duration=args.duration, once=args.once, on_check=progress)
+    # A dry run prints the requests of one check's action: nothing moves, so no check follows.
+    once = args.once or args.dry_run
+    last = monitor.run(duration=args.duration, once=once, on_check=progress)
     final = monitor.state.final
     status: str = final or last.decision
     exit_code = cli.EXIT_BY_VERDICT[last.decision]
     text = f"{status}: {one_line(last.verdict, last.reasons)}"
-    if args.act and final is None and not args.once:
+    if args.act and final is None and not once:
         # --duration ran out with the rollout under way: not done, whatever the last check said.
         status, exit_code = "unfinished", cli.EXIT_INCONCLUSIVE
         text = (

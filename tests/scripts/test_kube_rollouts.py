@@ -294,3 +294,35 @@ def test_dry_run_sends_no_write(cluster: KubeCluster) -> None:
         result.stderr
     )
     assert [r.method for r in cluster.requests_since(mark) if r.method != "GET"] == []
+
+
+def test_bad_input_is_one_sentence_and_leaves_traffic_on_stable(cluster: KubeCluster) -> None:
+    assert deploy(cluster, "gateway-api").returncode == EXIT_OK
+    step = ("promote", "--backend", "gateway-api", "--to", "20", "--wait-timeout", "2")
+    cases: list[tuple[Any, tuple[str, ...], int, str]] = [
+        (None, ("--namespace", "ai-prod"), EXIT_USAGE,
+         "HTTPRoute ai-service is not in namespace ai-prod"),
+        (None, ("--rule", "web"), EXIT_USAGE, "has no rule named 'web' (rules: ai-service)"),
+        (None, ("--context", "prod"), EXIT_USAGE, "has no context 'prod'; choose one of:"),
+        (lambda: cluster.forbid("patch", "httproutes"), (), EXIT_USAGE,
+         "forbidden: httproutes.gateway.networking.k8s.io \"ai-service\" is forbidden"),
+        (lambda: cluster.controller.not_accepted("ai-service"), (), EXIT_USAGE,
+         "HTTPRoute ai-service is not accepted by its gateway: Accepted=False"),
+        (lambda: cluster.controller.never_ready("ai-service-canary", "ImagePullBackOff"), (),
+         EXIT_FAILED, "ImagePullBackOff"),
+    ]  # fmt: skip
+    for breaking, extra, code, message in cases:
+        if breaking is not None:
+            breaking()
+            if code == EXIT_FAILED:
+                cluster.controller.delete_pods("ai-service-canary")  # its pods restart, failing
+                cluster.controller.restore_pods("ai-service-canary")
+                cluster.controller.settle()
+        result = run(cluster, *step, *extra)
+        assert result.returncode == code, (extra, result.stderr)
+        (error,) = envelope(result)["errors"]
+        assert message in error, error
+        assert error.count(". ") == 0 and error.endswith("."), error  # one sentence
+        assert canary_weight(cluster) == 0, error  # traffic stays on stable
+        cluster.heal()
+        cluster.controller.accepted("ai-service")
