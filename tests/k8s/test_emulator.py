@@ -307,6 +307,71 @@ def test_strategic_merge_on_a_custom_resource_is_415(
     assert [b["weight"] for b in weights] == [100, 0]
 
 
+def test_invalid_weights_and_replicas_are_422_and_change_nothing(
+    cluster: KubeCluster, api: client.ApiClient
+) -> None:
+    """The API server validates a write against the schema before storing it: an HTTPRoute
+    backendRef weight outside 0..1,000,000 (the Gateway API CRD's bounds) or negative replicas
+    is 422 Invalid naming the field, and neither the object nor its managedFields change.
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#patch-and-apply (validation)
+    and https://gateway-api.sigs.k8s.io/reference/spec/#httpbackendref (weight: 0 to 1,000,000)
+    """
+    cluster.create(route())
+    before = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web")
+    custom = client.CustomObjectsApi(api)
+    too_heavy = [
+        {"op": "replace", "path": "/spec/rules/0/backendRefs/1/weight", "value": 1_000_001}
+    ]
+    refused = error(
+        custom.patch_namespaced_custom_object,
+        *GW,
+        "web",
+        too_heavy,
+        field_manager="x",
+        _content_type=JSON_PATCH,
+    )
+    assert refused.status == 422
+    assert "spec.rules[0].backendRefs[1].weight" in json.loads(refused.body)["message"]
+    assert cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web") == before
+
+    cluster.create(deployment())
+    apps = client.AppsV1Api(api)
+    negative = {"spec": {"replicas": -1}}
+    assert (
+        error(
+            apps.patch_namespaced_deployment, "web", NS, negative, _content_type=MERGE_PATCH
+        ).status
+        == 422
+    )
+    assert cluster.get("apps/v1", "Deployment", "web")["spec"]["replicas"] == 2
+
+
+def test_lists_come_in_pages_and_collections_delete_by_selector(
+    cluster: KubeCluster, api: client.ApiClient
+) -> None:
+    """`limit` returns a page with a `continue` token for the rest; DELETE on a collection
+    with a label selector deletes what it selects (deletecollection).
+    https://kubernetes.io/docs/reference/using-api/api-concepts/#retrieving-large-results-sets-in-chunks
+    and https://kubernetes.io/docs/reference/using-api/api-concepts/#collections
+    """
+    core = client.CoreV1Api(api)
+    for n in range(5):
+        cluster.create(config_map(f"cm-{n}", app="web" if n % 2 else "db"))
+    first = core.list_namespaced_config_map(NS, limit=2)
+    assert [c.metadata.name for c in first.items] == ["cm-0", "cm-1"]
+    assert first.metadata.remaining_item_count == 3
+    rest = core.list_namespaced_config_map(NS, limit=3, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in rest.items] == ["cm-2", "cm-3", "cm-4"]
+    assert rest.metadata._continue is None
+
+    core.delete_collection_namespaced_config_map(NS, label_selector="app=web")
+    assert [c.metadata.name for c in core.list_namespaced_config_map(NS).items] == [
+        "cm-0",
+        "cm-2",
+        "cm-4",
+    ]
+
+
 # -- selectors, dry-run, subresources, watch ---------------------------------------------------
 
 

@@ -38,22 +38,28 @@ NetworkPolicy, Role, RoleBinding; Gateway API HTTPRoute, Gateway, GatewayClass a
 
 What the API server documents and the emulator does (tests/k8s/test_emulator.py checks each):
 resourceVersion on every object and list, 409 Conflict on a stale one (PUT, merge patch, JSON
-Patch), a failed JSON Patch `test` is 422, strategic merge patch merges lists by their merge keys
-on built-in kinds and is 415 on custom resources, PUT replaces (422 without resourceVersion on a
-custom resource), `labelSelector` / `fieldSelector` on list and watch, `dryRun=All` on every
-write, the `status` subresource (status ignored on the main resource and vice versa), the `scale`
-subresource, generation bumped on spec changes only, watch from a resourceVersion with
-`timeoutSeconds`, server-side apply with managedFields, field-manager conflicts and `force`.
+Patch); a failed JSON Patch `test` is 422; strategic merge patch merges lists by their merge
+keys on built-in kinds and is 415 on custom resources; PUT replaces (422 without resourceVersion
+on a custom resource); 422 when a field a rollout writes is invalid (validation.py: HTTPRoute
+weights 0..1,000,000, replicas >= 0, ...); `labelSelector` / `fieldSelector` on list and watch;
+`limit` / `continue` pages; deletecollection; `dryRun=All` on every write; the `status`
+subresource (status ignored on the main resource and vice versa) and the `scale` subresource;
+generation bumped on spec changes only; watch from a resourceVersion with `timeoutSeconds`,
+410 Expired after `compact()`; server-side apply with managedFields, field-manager conflicts
+and `force`.
 
-Deviations that remain: no authentication and no RBAC beyond `forbid`; no admission or schema
-validation (an HTTPRoute with a bad field is stored as sent, no CRD defaulting); no finalizers or
-graceful deletion; deletes return a Status, never the object; list items carry apiVersion/kind;
-server-side apply covers maps, lists with the built-in merge keys and atomic lists (every list of
-a custom resource, as the Gateway API CRDs declare none), not `x-kubernetes-list-type: set`,
-apply on subresources, or the `Apply`-after-`Update` ownership migration; watches never send
-bookmarks and never expire (no 410 Gone); the controller runs rolling updates with
-maxUnavailable 0 and no surge limit, names pods `<replicaset>-NNNNN`, and one EndpointSlice per
-Service named `<service>-emu`.
+Deviations that remain: no authentication, and no RBAC beyond `forbid`; schema validation only
+of the fields validation.py names (others are stored as sent), no CRD defaulting; a `continue`
+token is an offset into the current list, not a consistent snapshot; no OpenAPI documents
+(`kubectl apply` needs `--validate=false`) and no Table output (kubectl prints names and ages);
+no finalizers or graceful deletion; deletes return a Status, never the object; list items carry
+apiVersion/kind; server-side apply covers maps, lists with the built-in merge keys and atomic
+lists (every list of a custom resource, as the Gateway API CRDs declare none), not
+`x-kubernetes-list-type: set`, apply on subresources, or the `Apply`-after-`Update` ownership
+migration; watches never send bookmarks, and expire only after `compact()`; the controller runs
+rolling updates with maxUnavailable 0 and no surge limit (new pods all at once, old ones kept
+until the new are ready), names pods `<replicaset>-NNNNN`, makes one EndpointSlice per Service
+named `<service>-emu`, and reports route status without needing the parent Gateway to exist.
 """
 
 from __future__ import annotations

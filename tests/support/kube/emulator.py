@@ -9,11 +9,12 @@ documents it (optimistic concurrency, the four patch types, dry-run, selectors, 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,27 +290,21 @@ class StrictEmulator(kmock.KubernetesEmulator):
         if sub not in (None, "status") and not (sub == "scale" and kind.scale):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         store = self.store
-        if raw.method == "GET" and name is None:
-            keep_labels = label_selector(query.get("labelSelector"))
-            keep_fields = field_selector(query.get("fieldSelector"), kind.kind)
-
-            def keep(obj: dict[str, Any]) -> bool:
-                return keep_labels(obj) and keep_fields(obj)
-
+        if name is None and raw.method in ("GET", "DELETE"):
+            keep = _selection(query, kind)
+            if raw.method == "DELETE":  # deletecollection
+                items, rv = store.select(kind, route.namespace, keep)
+                for item in items:
+                    meta = item["metadata"]
+                    store.delete(kind, meta.get("namespace", ""), meta["name"], dry_run=dry_run)
+                return aiohttp.web.json_response(_list_of(kind, items, rv))
             if query.get("watch") in ("true", "1"):
                 return await kmock.Response(  # type: ignore[attr-defined]
                     payload=self._watch(kind, route.namespace, keep, query),
                     headers={"Content-Type": "application/json"},
                 )(_kmock_request(raw))
             items, rv = store.select(kind, route.namespace, keep)
-            return aiohttp.web.json_response(
-                {
-                    "kind": f"{kind.kind}List",
-                    "apiVersion": kind.api_version,
-                    "metadata": {"resourceVersion": str(rv)},
-                    "items": items,
-                }
-            )
+            return aiohttp.web.json_response(_page(_list_of(kind, items, rv), query))
         if name is None:
             if raw.method == "POST":
                 return aiohttp.web.json_response(
@@ -463,6 +458,44 @@ class StrictEmulator(kmock.KubernetesEmulator):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+
+
+def _selection(query: Any, kind: Kind) -> Callable[[dict[str, Any]], bool]:
+    keep_labels = label_selector(query.get("labelSelector"))
+    keep_fields = field_selector(query.get("fieldSelector"), kind.kind)
+    return lambda obj: keep_labels(obj) and keep_fields(obj)
+
+
+def _list_of(kind: Kind, items: list[dict[str, Any]], rv: int) -> dict[str, Any]:
+    return {
+        "kind": f"{kind.kind}List",
+        "apiVersion": kind.api_version,
+        "metadata": {"resourceVersion": str(rv)},
+        "items": items,
+    }
+
+
+def _page(listed: dict[str, Any], query: Any) -> dict[str, Any]:
+    """`limit` and `continue` (chunked lists): a page and a token for the rest. The token is
+    an offset into the current list, not a snapshot as on a real server (see the package doc)."""
+    try:
+        limit = int(query.get("limit") or 0)
+        start = (
+            int(base64.urlsafe_b64decode(query["continue"]).decode())
+            if query.get("continue")
+            else 0
+        )
+    except ValueError as exc:
+        raise bad_request(f"invalid limit or continue parameter: {exc}") from exc
+    items = listed["items"][start:]
+    if limit > 0 and len(items) > limit:
+        listed["metadata"]["continue"] = base64.urlsafe_b64encode(
+            str(start + limit).encode()
+        ).decode()
+        listed["metadata"]["remainingItemCount"] = len(items) - limit
+        items = items[:limit]
+    listed["items"] = items
+    return listed
 
 
 def _filtered(  # noqa: PLR0911  # the watch cases, one return each

@@ -23,6 +23,7 @@ from tests.support.kube import fields
 from tests.support.kube.errors import ApiError, bad_request, conflict, invalid, not_found
 from tests.support.kube.kinds import Kind, by_kind
 from tests.support.kube.patching import json_patch, merge_patch, strategic_merge
+from tests.support.kube.validation import validate
 
 Key = tuple[Kind, str, str]  # kind, namespace ("" for cluster-scoped), name
 
@@ -208,6 +209,7 @@ class Store:
             if kind.has_generation:
                 meta["generation"] = 1
             self._defaults(kind, obj)
+            validate(kind, obj)
             if owners is None:
                 owners = fields.update(kind.kind, {}, request_view, {}, manager)
                 changed_by: fields.Owner = (manager, "Update")
@@ -253,8 +255,11 @@ class Store:
         dry_run: bool,
         *,
         put: bool = False,
+        owners: fields.Owners | None = None,
+        by: fields.Owner = ("", ""),
     ) -> dict[str, Any]:
-        """Store `new` as the next state of `current`, with the server's checks and bookkeeping."""
+        """Store `new` as the next state of `current`, with the server's checks and bookkeeping;
+        the field owners change only when the write passes every check."""
         kind, _, name = key
         if not isinstance(new, dict):
             raise invalid("the result is not an object")
@@ -305,6 +310,10 @@ class Store:
                     )
             if kind.has_generation and _spec_part(result) != _spec_part(current):
                 result["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        if subresource is None:
+            validate(kind, result)
+        if owners is not None:
+            self._set_owners(key, owners, by, dry_run)
         if result == current:
             return self._render(key)  # a no-op write leaves resourceVersion as it was
         return self._commit(key, result, "MODIFIED", dry_run)
@@ -324,10 +333,19 @@ class Store:
             key, current = self._existing(kind, namespace, name)
             if not isinstance(body, dict):
                 raise bad_request("the body of a replace must be a JSON object")
+            owners = None
             if subresource is None:
                 owners = fields.update(kind.kind, current, body, self._owners.get(key, {}), manager)
-                self._set_owners(key, owners, (manager, "Update"), dry_run)
-            return self._write(key, current, body, subresource, dry_run, put=True)
+            return self._write(
+                key,
+                current,
+                body,
+                subresource,
+                dry_run,
+                put=True,
+                owners=owners,
+                by=(manager, "Update"),
+            )
 
     def patch(
         self,
@@ -374,10 +392,12 @@ class Store:
                 new = merge_patch(before, doc)
             else:
                 new = strategic_merge(kind.kind, before, doc)
+            owners = None
             if subresource is None:
                 owners = fields.update(kind.kind, current, new, self._owners.get(key, {}), manager)
-                self._set_owners(key, owners, (manager, "Update"), dry_run)
-            return self._write(key, current, new, subresource, dry_run)
+            return self._write(
+                key, current, new, subresource, dry_run, owners=owners, by=(manager, "Update")
+            )
 
     def _apply(
         self,
@@ -426,8 +446,9 @@ class Store:
             manager,
             force,
         )
-        self._set_owners(key, owners, (manager, "Apply"), dry_run)
-        return self._write(key, current, merged, None, dry_run)
+        return self._write(
+            key, current, merged, None, dry_run, owners=owners, by=(manager, "Apply")
+        )
 
     def delete(
         self,
