@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.api.routes import admin, answer, health
@@ -27,13 +27,15 @@ from app.core.config import Settings, get_settings
 from app.core.errors import ServiceError, invalid_request
 from app.core.metrics import ServiceMetrics
 from app.core.middleware import ObservabilityMiddleware
-from app.db.engine import build_engine
 from app.db.writer import DatabaseWriter
 from app.feedback import FeedbackTokens
 from app.knowledge.retrieval import Retriever, load_documents
 from app.providers.factory import build_provider
 from app.registry.configmap_source import ConfigMapSource
 from app.registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger("app")
 
@@ -48,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     retriever = Retriever(load_documents(settings.knowledge_dir))
     provider = await build_provider(settings)
     database = DatabaseWriter(
-        build_engine(settings.database_url),
+        settings.database_url,
         metrics=metrics,
         capacity=settings.database_queue_rows,
         prepare=_migrate_expand if settings.database_auto_migrate else None,

@@ -8,8 +8,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from contract import settings as names
 from contract.database import normalize_url
@@ -99,11 +97,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
-        try:
-            backend = make_url(normalize_url(value)).get_backend_name()
-        except ArgumentError:
-            backend = ""
-        if backend not in ("sqlite", "postgresql"):
+        # A plain check, so that SQLAlchemy stays off start-up (app/db/writer.py imports it).
+        scheme, _, rest = normalize_url(value).partition("://")
+        if scheme not in ("sqlite", "postgresql+psycopg") or not rest:
             raise ValueError(
                 "APP_DATABASE_URL must be a sqlite:///path or postgresql://user@host/name URL."
             )
