@@ -941,3 +941,20 @@ def test_the_controller_reacts_within_a_fifth_of_a_second(live: KubeCluster) -> 
         message="ready",
     )
     assert time.monotonic() - started < 0.2
+
+
+def test_clusters_start_and_stop_in_any_order() -> None:
+    """Tests run several clusters at once and stop them in any order: nothing process-wide is
+    patched, and a stopped cluster frees its port."""
+    first = KubeCluster(namespace=NS, controller=False).__enter__()
+    second = KubeCluster(namespace=NS, controller=False).__enter__()
+    try:
+        first.stop_server()
+        first.start_server()
+        assert urllib.request.urlopen(f"{second.url}/version", timeout=5).status == 200  # noqa: S310
+    finally:
+        first.__exit__(None, None, None)
+    assert urllib.request.urlopen(f"{second.url}/version", timeout=5).status == 200  # noqa: S310
+    second.__exit__(None, None, None)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{first.url}/version", timeout=2)  # noqa: S310

@@ -76,7 +76,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import kmock
+import aiohttp.web
 import yaml
 from kubernetes import config as kube_config
 
@@ -107,7 +107,7 @@ class KubeCluster:
         self._run_controller = controller
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._server: kmock.Server | None = None
+        self._server: aiohttp.web.ServerRunner | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="kube-emulator-")
         self.kubeconfig = Path(self._tmp.name) / "kubeconfig"
 
@@ -169,12 +169,21 @@ class KubeCluster:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(15)
 
     def start_server(self) -> None:
-        """Listen (again) on the same port."""
+        """Listen (again) on the same port.
+
+        aiohttp serves the kmock handler directly: kmock.Server would also patch aiohttp's
+        resolver for the whole process, which must then be undone in reverse order of starting,
+        and tests start several clusters and stop and start them in any order."""
         if self._server is not None:
             return
-        server = kmock.Server(self.emulator, host="127.0.0.1", port=self.port)
-        self._call(server.__aenter__())
-        self._server = server
+
+        async def start() -> aiohttp.web.ServerRunner:
+            runner = aiohttp.web.ServerRunner(aiohttp.web.Server(self.emulator), shutdown_timeout=2)
+            await runner.setup()
+            await aiohttp.web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True).start()
+            return runner
+
+        self._server = self._call(start())
 
     def stop_server(self) -> None:
         """Stop listening: clients get connection refused until `start_server`."""
@@ -182,7 +191,7 @@ class KubeCluster:
         if server is not None:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self.emulator.end_watches)
-            self._call(server.__aexit__(None, None, None))
+            self._call(server.cleanup())
 
     def _write_kubeconfig(self) -> None:
         config = {
