@@ -207,7 +207,11 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not(
 def granted() -> dict[tuple[str, str], tuple[set[str], set[str]]]:
     """(group, plural) -> (verbs, resourceNames) of the Role in k8s/base/rbac.yaml."""
     documents = yaml.safe_load_all((K8S / "base" / "rbac.yaml").read_text())
-    (role,) = [d for d in documents if d and d["kind"] == "Role"]
+    (role,) = [
+        d
+        for d in documents
+        if d and d["kind"] == "Role" and d["metadata"]["name"] == "ai-rollout-deployer"
+    ]
     rules: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
