@@ -4,6 +4,7 @@
   python -m app.db upgrade --phase contract   # after full promotion: contract revisions too
   python -m app.db current                    # the database's revision and what is pending
   python -m app.db sql --revision 0002        # the PostgreSQL SQL of one revision (offline)
+  python -m app.db downgrade --to 0003        # undo revisions above 0003 (DEPLOYING.md first)
 
 The database is APP_DATABASE_URL (or --database-url). Exit codes: 0 done, 1 the migration
 failed (the database stays at the last revision that succeeded), 2 usage or configuration.
@@ -20,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import Settings
 from app.db.engine import build_engine
-from app.db.migrate import PHASES, MigrationError, offline_sql, plan, upgrade
+from app.db.migrate import PHASES, MigrationError, downgrade, offline_sql, plan, upgrade
 from contract.validation import first_error
 
 
@@ -39,25 +40,37 @@ def build_parser() -> argparse.ArgumentParser:
     now.add_argument("--phase", choices=PHASES, default="contract")
     sql = commands.add_parser("sql", help="a revision's SQL for PostgreSQL, without a database")
     sql.add_argument("--revision", required=True)
+    down = commands.add_parser("downgrade", help="undo the revisions above one")
+    down.add_argument("--to", required=True, help="the revision to stay at (or `base`)")
     return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Do what `args` ask; the sentence to print (the SQL, for `sql`)."""
+    if args.command == "sql":
+        return offline_sql(args.revision)
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    engine = build_engine(Settings(**overrides).database_url)
+    if args.command == "current":
+        with engine.connect() as connection:
+            steps = plan(connection, args.phase)
+        pending, held = ", ".join(steps.pending), ", ".join(steps.held_back)
+        return (
+            f"current: {steps.current or 'empty'}; pending ({args.phase}): {pending or 'none'}; "
+            f"held back: {held or 'none'}"
+        )
+    if args.command == "downgrade":
+        return f"downgraded: now at {downgrade(engine, args.to) or 'empty'}"
+    steps = upgrade(engine, args.phase)
+    done = ", ".join(steps.pending) or "nothing to apply"
+    held = f"; held back until contract: {', '.join(steps.held_back)}" if steps.held_back else ""
+    return f"{args.phase}: {done} (now at {steps.target or 'empty'}){held}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "sql":
-            print(offline_sql(args.revision))
-            return 0
-        overrides = {"database_url": args.database_url} if args.database_url else {}
-        engine = build_engine(Settings(**overrides).database_url)
-        if args.command == "current":
-            with engine.connect() as connection:
-                steps = plan(connection, args.phase)
-            print(f"current: {steps.current or 'empty'}; pending ({args.phase}): "
-                  f"{', '.join(steps.pending) or 'none'}; held back: "
-                  f"{', '.join(steps.held_back) or 'none'}")  # fmt: skip
-            return 0
-        steps = upgrade(engine, args.phase)
+        print(run(args))
     except ValidationError as exc:
         print(f"error: invalid setting: {first_error(exc)}", file=sys.stderr)
         return 2
@@ -72,9 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    done = ", ".join(steps.pending) or "nothing to apply"
-    held = f"; held back until contract: {', '.join(steps.held_back)}" if steps.held_back else ""
-    print(f"{args.phase}: {done} (now at {steps.target or 'empty'}){held}", file=sys.stderr)
     return 0
 
 

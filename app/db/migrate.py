@@ -131,3 +131,15 @@ def offline_sql(revision: str, *, dialect: str = "postgresql") -> str:
     command.upgrade(config, f"{down}:{revision}" if down else revision, sql=True)
     # Alembic's own bookkeeping table is not the revision's to answer for.
     return re.sub(r"CREATE TABLE alembic_version \(.*?\);\n", "", buffer.getvalue(), flags=re.S)
+
+
+def downgrade(engine: Engine, target: str) -> str | None:
+    """Undo revisions down to `target` (a revision id, or `base`), each in its own transaction;
+    the revision the database is at afterwards."""
+    with engine.connect() as connection:
+        try:
+            command.downgrade(alembic_config(connection=connection), target)
+        except CommandError as exc:
+            raise MigrationError(f"{exc}.") from exc
+        connection.commit()
+        return MigrationContext.configure(connection).get_current_revision()
