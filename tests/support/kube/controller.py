@@ -165,11 +165,14 @@ class Controller:
             rv = self.store.resource_version
             try:
                 self.reconcile()
-            except ApiError:
-                self._wakeup.set()  # raced with a client write (409): look again
+            except ApiError as exc:
+                # A 409 is a race with a client's write: the next pass (50 ms) looks again.
+                if exc.code != 409 and len(self.errors) < 100:
+                    self.errors.append(exc)
                 continue
             except Exception as exc:  # keep serving; the test sees the error in `errors`
-                self.errors.append(exc)
+                if len(self.errors) < 100:
+                    self.errors.append(exc)
             if self.store.resource_version == rv and not self._wakeup.is_set():
                 self._idle.set()
 
