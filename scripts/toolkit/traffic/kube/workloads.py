@@ -177,10 +177,10 @@ def wait_rolled_out(kube: Kube, name: str, *, timeout: float | None = None) -> J
             return deployment
         stuck = _progress_failed(deployment)
         if stuck or time.monotonic() >= deadline:
+            why = not_ready(kube, deployment) + (f" ({stuck})" if stuck else "")
             raise ToolkitError(
-                f"Deployment {name} is not ready after {kube.wait_timeout:g} s: "
-                f"{stuck or not_ready(kube, deployment)}; traffic stays on the last good "
-                "version: fix the image or the pods and deploy again.",
+                f"Deployment {name} is not ready after {kube.wait_timeout:g} s: {why}; traffic "
+                "stays on the last good version: fix the image or the pods and deploy again.",
                 exit_code=EXIT_FAILED,
             )
         kube.sleep(1.0)
@@ -198,14 +198,14 @@ def not_ready(kube: Kube, deployment: Json) -> str:
     selector = deployment["spec"]["selector"].get("matchLabels") or {}
     query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}
     pods = kube.get(kube.path("v1", "pods"), query=query).get("items") or []
-    reasons = [r for r in (_pod_reason(p) for p in pods) if r]
+    reasons = [r for r in (pod_reason(p) for p in pods) if r]
     if not reasons:
         return "no pod of it is running yet" if not pods else "its pods are not available yet"
     shown = "; ".join(reasons[:3])
     return shown + (f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else "")
 
 
-def _pod_reason(pod: Json) -> str | None:
+def pod_reason(pod: Json) -> str | None:
     """`pod <name>: <reason>` when the pod is not ready, else None."""
     status = pod.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
