@@ -27,13 +27,14 @@ def run_schema_tests(checkout: Path) -> list[str]:
         return [f"pytest-alembic: {TESTS} is missing; restore it (the gate runs it)."]
     done = run_python(
         checkout, ["-m", "pytest", TESTS, "-q", "-p", "no:cacheprovider", "--no-header", "-rf"],
+        settings={"COLUMNS": "400"},  # pytest cuts the summary's reasons to the terminal width
         timeout=600,
     )  # fmt: skip
     if done.returncode == 0:
         return []
     problems = []
     for match in re.finditer(r"^FAILED \S+::(\w+)(?: - (.*))?$", done.stdout, re.M):
-        test, why = match.group(1), (match.group(2) or "").strip()
+        test, why = match.group(1), (match.group(2) or "").strip().rstrip(".")
         instead = INSTEAD.get(test, "see the test's output")
         problems.append(f"pytest-alembic {test}: {why or 'failed'}; {instead}.")
     if not problems:
