@@ -292,7 +292,7 @@ class GatewayApiBackend(KeepsState):
             wait_endpoints(kube, names.service(Track.CANARY), canary_name)
             self._write(TOTAL, {STEP: "100", DECISION: "promoting"})
             set_image(kube, stable_name, image, {SHA: tag(image)})
-            wait_rolled_out(kube, stable_name)
+        wait_rolled_out(kube, stable_name)  # a re-run after an interruption waits here too
         self._write(0, {STEP: None, DECISION: "promoted", STARTED_AT: None})
         if replicas(canary) > 0:
             scale(kube, canary_name, 0)

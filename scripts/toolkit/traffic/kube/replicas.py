@@ -109,11 +109,11 @@ class ReplicasBackend(KeepsState):
         image = app_image(canary)
         if app_image(stable) != image and replicas(canary) > 0:
             set_image(self.kube, self.stable, image, {})
-            scale(self.kube, self.stable, pods)
-            wait_rolled_out(self.kube, self.stable)
+        # Stable serves everyone before the canary goes (a re-run after an interruption too).
+        scale(self.kube, self.stable, pods)
+        wait_rolled_out(self.kube, self.stable)
         done = {DECISION: "promoted", STEP: None, STARTED_AT: None, REPLICAS: None}
         scale(self.kube, self.canary, 0, done)
-        scale(self.kube, self.stable, pods)
         return self.state()
 
     def rollback(self) -> tuple[bool, TrafficState]:

@@ -275,3 +275,20 @@ def test_reapplying_the_overlay_during_a_canary_does_not_reset_the_weights(
         cluster.apply(applied, field_manager="kubectl")  # `kubectl apply --server-side -k` again
     assert weights(cluster)["ai-service-canary"] == 200_000
     assert backend(kube).state().weights[Track.CANARY] == 20
+
+
+def test_a_promotion_interrupted_while_stable_rolls_out_finishes_on_a_rerun(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    sha = deploy_canary(kube, cluster)
+    backend(kube).set_canary_weight(50)
+    cluster.controller.never_ready("ai-service", reason="CrashLoopBackOff")
+    with pytest.raises(ToolkitError) as caught:
+        backend(kube).promote_canary()
+    assert "CrashLoopBackOff" in caught.value.message
+    # The canary, judged good, serves everyone meanwhile; stable never got traffic back.
+    assert weights(cluster) == {"ai-service-stable": 0, "ai-service-canary": TOTAL}
+    cluster.controller.ready("ai-service")
+    state = backend(kube).promote_canary()
+    assert weights(cluster) == {"ai-service-stable": TOTAL, "ai-service-canary": 0}
+    assert state.versions[Track.STABLE] == sha and Track.CANARY not in state.versions
