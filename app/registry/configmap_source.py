@@ -59,6 +59,7 @@ class ConfigMapSource:
         )
         self._path = f"/api/v1/namespaces/{namespace}/configmaps"
         self.resource_version: str | None = None
+        self._failures = 0  # in a row, until a watch is open again
 
     @classmethod
     def from_settings(cls, settings: Settings, store: RegistryStore) -> ConfigMapSource | None:
@@ -85,24 +86,23 @@ class ConfigMapSource:
 
     async def run(self) -> None:
         """Read the ConfigMap, then watch it; on any failure, back off and start again."""
-        failures = 0
         try:
             while True:
                 try:
                     await self._read()
-                    failures = 0
                     await self._follow()
                 except (httpx.HTTPError, ConfigMapSourceError, ValueError) as exc:
-                    delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                    failures += 1
-                    log.warning(
-                        "registry ConfigMap %s/%s: %s; serving %s, retrying in %.2g s",
-                        self.namespace,
-                        self.name,
-                        exc,
-                        self.store.current.digest[:12],
-                        delay,
-                    )
+                    delay = RETRY_SECONDS[min(self._failures, len(RETRY_SECONDS) - 1)]
+                    if self._failures % 30 == 0:  # the first failure, then about once a minute
+                        log.warning(
+                            "registry ConfigMap %s/%s: %s; serving %s, retrying every %.2g s",
+                            self.namespace,
+                            self.name,
+                            exc,
+                            self.store.current.digest[:12],
+                            delay,
+                        )
+                    self._failures += 1
                     await asyncio.sleep(delay)
         finally:
             await self._client.aclose()
@@ -130,6 +130,9 @@ class ConfigMapSource:
                 if response.status_code != httpx.codes.OK:
                     await response.aread()
                     self._check(response)
+                if self._failures:
+                    log.info("registry ConfigMap %s/%s: followed again", self.namespace, self.name)
+                    self._failures = 0
                 async for line in response.aiter_lines():
                     if line.strip():
                         await self._event(json.loads(line))

@@ -236,3 +236,34 @@ def test_a_watch_that_cannot_be_set_up_stops_the_start_with_one_sentence(
     monkeypatch.delenv("APP_KUBERNETES_API_URL", raising=False)
     assert app_main([]) == 2
     assert "APP_KUBERNETES_API_URL" in capsys.readouterr().err
+
+
+async def test_a_forbidden_watch_is_said_once_with_what_to_grant(
+    cluster: KubeCluster, registry_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC without `watch`: the service keeps serving, says once what the Role lacks, and keeps
+    trying (every 2 s at most, so a fixed Role is followed within the 5 s bound)."""
+    cluster.forbid("watch", "configmaps")
+    store = RegistryStore(registry_dir)
+    source = ConfigMapSource(
+        store, api_url=cluster.url, namespace=NS, name=CONFIGMAP_NAME, token_file=None, ca_file=None
+    )
+    runner = asyncio.create_task(source.run())
+    await asyncio.sleep(1.5)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.registry.configmap_source"]
+    assert len(warnings) == 1, warnings
+    assert "HTTP 403" in warnings[0] and "get/list/watch" in warnings[0]
+    assert sum(1 for r in cluster.requests if r.query.get("watch") == "true") >= 3
+    cluster.heal()
+    canary = example_prompt("rag_answer", "v2", status="canary", traffic_percentage=10)
+    cluster.patch("v1", "ConfigMap", CONFIGMAP_NAME, {"data": {CANARY_KEY: canary}})
+    try:
+        for _ in range(100):
+            if store.current.prompts["rag_answer"].canary is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert store.current.prompts["rag_answer"].canary is not None
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
