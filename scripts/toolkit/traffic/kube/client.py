@@ -42,6 +42,11 @@ class Conflict(ToolkitError):
     Patch `test`, 422); the caller re-reads and tries again."""
 
 
+class NotConfirmed(ToolkitError):
+    """A write went through but the cluster did not confirm it takes effect (a route its
+    gateway does not accept, or not yet)."""
+
+
 class Unreachable(ToolkitError):
     """The API did not answer (or kept answering with transient errors) until the deadline."""
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from scripts.toolkit.cli import EXIT_TRAFFIC_UNKNOWN, ToolkitError
-from scripts.toolkit.traffic.kube.client import MERGE_PATCH, Json, Kube, Unreachable
+from scripts.toolkit.traffic.kube.client import MERGE_PATCH, Json, Kube, NotConfirmed, Unreachable
 from scripts.toolkit.traffic.kube.workloads import MONITOR, Names, annotate, rollout_notes
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ def first_move(kube: Kube, what: str, move: Callable[[], T]) -> T:
     try:
         with bounded(kube, kube.api_timeout):
             return move()
-    except Unreachable as exc:
+    except (Unreachable, NotConfirmed) as exc:
         raise ToolkitError(
             f"traffic state unknown: {what} could not be confirmed ({exc.message}); traffic may "
             "still reach the canary: run the rollback again until it succeeds.",

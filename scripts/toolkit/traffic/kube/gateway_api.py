@@ -23,7 +23,14 @@ import time
 from contract.tracks import Track
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.traffic.base import TrafficState
-from scripts.toolkit.traffic.kube.client import JSON_PATCH, Conflict, Json, Kube, NotFound
+from scripts.toolkit.traffic.kube.client import (
+    JSON_PATCH,
+    Conflict,
+    Json,
+    Kube,
+    NotConfirmed,
+    NotFound,
+)
 from scripts.toolkit.traffic.kube.common import KeepsState, first_move
 from scripts.toolkit.traffic.kube.workloads import (
     DECISION,
@@ -182,6 +189,8 @@ class GatewayApiBackend(KeepsState):
         ResolvedRefs; stop at once when one reports either False for it."""
         generation = int(written["metadata"].get("generation", 0) or 0)
         deadline = time.monotonic() + self.kube.wait_timeout
+        if self.kube.deadline is not None:  # a bounded operation (a rollback) waits no longer
+            deadline = min(deadline, self.kube.deadline)
         pause = 0.02  # a gateway usually reports within tens of milliseconds: ask soon, then less
         while True:
             route = self._read()
@@ -198,12 +207,12 @@ class GatewayApiBackend(KeepsState):
                 return route
             if isinstance(verdict, str) or time.monotonic() >= deadline:
                 problem = verdict if isinstance(verdict, str) else self._pending(route)
-                raise ToolkitError(
+                raise NotConfirmed(
                     f"HTTPRoute {self.names.route} is not accepted by its gateway: {problem}; "
                     "fix its parentRefs or backends (kubectl describe httproute "
                     f"{self.names.route})."
                 )
-            self.kube.sleep(pause)
+            self.kube.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 1.0)
 
     @staticmethod

@@ -292,3 +292,19 @@ def test_a_promotion_interrupted_while_stable_rolls_out_finishes_on_a_rerun(
     state = backend(kube).promote_canary()
     assert weights(cluster) == {"ai-service-stable": TOTAL, "ai-service-canary": 0}
     assert state.versions[Track.STABLE] == sha and Track.CANARY not in state.versions
+
+
+def test_a_rollback_its_gateway_does_not_confirm_is_unknown_not_done(
+    cluster: KubeCluster,
+) -> None:
+    kube = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, api_timeout=1, wait_timeout=3))
+    deploy_canary(kube, cluster)
+    backend(kube).set_canary_weight(20)
+    cluster.controller.not_accepted("ai-service")
+    started = time.monotonic()
+    with pytest.raises(ToolkitError) as caught:
+        backend(kube).rollback()
+    assert time.monotonic() - started < 2.5  # the API timeout bounds the wait for the gateway
+    assert caught.value.exit_code == EXIT_TRAFFIC_UNKNOWN
+    assert "not accepted by its gateway" in caught.value.message
+    assert weights(cluster)["ai-service-canary"] == 0  # written; its effect unconfirmed
