@@ -115,6 +115,12 @@ def api(cluster: KubeCluster) -> client.ApiClient:
     return cluster.api_client()
 
 
+def reply(exc: client.ApiException) -> dict[str, Any]:
+    """The Status an API error carried."""
+    status: dict[str, Any] = json.loads(exc.body or "{}")
+    return status
+
+
 def error(call: Any, *args: Any, **kwargs: Any) -> client.ApiException:
     with pytest.raises(client.ApiException) as caught:
         call(*args, **kwargs)
@@ -142,7 +148,7 @@ def test_a_stale_resource_version_is_a_409_conflict(
 
     stale = error(core.replace_namespaced_config_map, "settings", NS, first)
     assert stale.status == 409
-    assert json.loads(stale.body)["reason"] == "Conflict"
+    assert reply(stale)["reason"] == "Conflict"
     stale_patch = {
         "metadata": {"resourceVersion": first.metadata.resource_version},
         "data": {"a": "3"},
@@ -207,7 +213,7 @@ def test_a_failed_json_patch_test_is_422_and_changes_nothing(
         custom.patch_namespaced_custom_object, *GW, "web", move, _content_type=JSON_PATCH
     )
     assert failed.status == 422
-    assert json.loads(failed.body)["reason"] == "Invalid"
+    assert reply(failed)["reason"] == "Invalid"
     assert (
         cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web")["metadata"][
             "resourceVersion"
@@ -300,7 +306,7 @@ def test_strategic_merge_on_a_custom_resource_is_415(
         custom.patch_namespaced_custom_object, *GW, "web", body, _content_type=STRATEGIC
     )
     assert refused.status == 415
-    assert json.loads(refused.body)["reason"] == "UnsupportedMediaType"
+    assert reply(refused)["reason"] == "UnsupportedMediaType"
     weights = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web")["spec"]["rules"][0][
         "backendRefs"
     ]
@@ -331,7 +337,7 @@ def test_invalid_weights_and_replicas_are_422_and_change_nothing(
         _content_type=JSON_PATCH,
     )
     assert refused.status == 422
-    assert "spec.rules[0].backendRefs[1].weight" in json.loads(refused.body)["message"]
+    assert "spec.rules[0].backendRefs[1].weight" in reply(refused)["message"]
     assert cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", "web") == before
 
     cluster.create(deployment())
@@ -585,7 +591,7 @@ def test_apply_conflicts_on_fields_another_manager_owns(
 
     refused = error(apply, api, route(), "kustomize")
     assert refused.status == 409
-    cause = json.loads(refused.body)["details"]["causes"][0]
+    cause = reply(refused)["details"]["causes"][0]
     assert cause == {
         "reason": "FieldManagerConflict",
         "message": 'conflict with "ai-rollout" using gateway.networking.k8s.io/v1',
@@ -633,7 +639,7 @@ def test_apply_removes_what_its_manager_stops_setting(
         _content_type=APPLY,
     )
     assert refused.status == 409
-    assert '[name="app"].image' in json.loads(refused.body)["message"]
+    assert '[name="app"].image' in reply(refused)["message"]
     apps.patch_namespaced_deployment(
         "web", NS, other, field_manager="ai-rollout", force=True, _content_type=APPLY
     )
@@ -780,7 +786,7 @@ def test_faults_answer_for_a_count_or_a_time_and_the_log_counts_calls(
         core.patch_namespaced_config_map, "settings", NS, {"data": {}}, _content_type=MERGE_PATCH
     )
     assert forbidden.status == 403
-    assert 'cannot patch resource "configmaps"' in json.loads(forbidden.body)["message"]
+    assert 'cannot patch resource "configmaps"' in reply(forbidden)["message"]
     cluster.heal()
 
     cluster.stop_server()

@@ -95,7 +95,7 @@ def test_a_configmap_change_serves_within_seconds_and_a_bad_one_is_refused(
         CONFIGMAP_NAME, NS, {"data": {CANARY_KEY: bad}}, _content_type=MERGE
     )
     error = poll_until(
-        lambda: registry_error(app.url), timeout=5, message="the bad update is refused"
+        lambda: registry_error(app.url) or "", timeout=5, message="the bad update is refused"
     )
     assert f"ConfigMap {NS}/{CONFIGMAP_NAME}" in error
     assert "prompts/rag_answer/v2.yaml" in error
