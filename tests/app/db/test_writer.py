@@ -101,3 +101,60 @@ def test_a_database_url_of_another_kind_is_one_sentence(url: str) -> None:
 def test_postgres_urls_use_psycopg_3() -> None:
     settings = Settings(database_url="postgres://svc@db:5432/ai")
     assert settings.database_url == "postgresql+psycopg://svc@db:5432/ai"
+
+
+def copy_migrations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: str) -> None:
+    """app/migrations with `extra` revision files, in place of the real folder."""
+    import shutil  # noqa: PLC0415
+
+    from app.db import migrate  # noqa: PLC0415
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, body in extra.items():
+        (folder / "versions" / f"{name}.py").write_text(body, encoding="utf-8")
+    monkeypatch.setattr(migrate, "MIGRATIONS", folder)
+
+
+def revision_file(revision: str, down: str, phase: str | None) -> str:
+    marker = f'phase = "{phase}"' if phase else ""
+    return (
+        f'revision = "{revision}"\ndown_revision = "{down}"\n{marker}\n\n'
+        "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
+    )
+
+
+def test_two_heads_are_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_migrations(
+        tmp_path, monkeypatch,
+        a0005=revision_file("0005a", "0004", "expand"),
+        b0005=revision_file("0005b", "0004", "expand"),
+    )  # fmt: skip
+    from app.db.migrate import MigrationError  # noqa: PLC0415
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    with pytest.raises(MigrationError) as caught:
+        upgrade(engine, "expand")
+    assert str(caught.value) == (
+        "the migrations have 2 heads (0005a, 0005b); make one revision follow the other "
+        "(or `alembic merge` them) before deploying."
+    )
+    with engine.connect() as connection:
+        assert not connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type='table'"
+        ).all()
+    engine.dispose()
+
+
+def test_a_revision_without_a_phase_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copy_migrations(tmp_path, monkeypatch, unmarked=revision_file("0005", "0004", None))
+    from app.db.migrate import MigrationError  # noqa: PLC0415
+
+    engine = build_engine(f"sqlite:///{tmp_path / 'service.db'}")
+    with pytest.raises(MigrationError, match=r"revision 0005 \(unmarked.py\) has no phase marker"):
+        upgrade(engine, "contract")
+    engine.dispose()
