@@ -14,14 +14,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
 from kubernetes import client, watch
 
-from tests.k8s.tools import kubectl
+from tests.k8s.tools import K8S, kubectl, render, with_component
 from tests.support.kube import KubeCluster
+from tests.support.kube.kinds import KINDS
 from tests.support.polling import poll_until
 
 NS = "prod"
@@ -964,3 +966,63 @@ def test_clusters_start_and_stop_in_any_order() -> None:
     second.__exit__(None, None, None)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{first.url}/version", timeout=2)  # noqa: S310
+
+
+@pytest.mark.parametrize("component", ["canary", "blue-green"])
+def test_every_rendered_overlay_object_is_served_and_becomes_ready(
+    component: str, tmp_path: Path
+) -> None:
+    """The staging overlay as kustomize renders it (every kind, the migration Job included) is
+    created whole, and the controller brings its Deployments ready and its Job to Complete."""
+    folder = (
+        K8S / "overlays" / "staging"
+        if component == "canary"
+        else with_component(tmp_path, "staging", component)
+    )
+    objects = render(folder)
+    with KubeCluster(namespace="ai-staging") as cluster:
+        cluster.create_all(objects)
+        cluster.controller.settle()
+
+        def ready() -> bool:
+            deployments = cluster.objects("apps/v1", "Deployment")
+            return all(
+                (d.get("status") or {}).get("readyReplicas", 0) == d["spec"]["replicas"]
+                for d in deployments
+            ) and all(
+                any(c["type"] == "Complete" for c in (j.get("status") or {}).get("conditions", []))
+                for j in cluster.objects("batch/v1", "Job")
+            )
+
+        poll_until(ready, timeout=5, message="the overlay's workloads are ready")
+        assert {o["kind"] for o in objects} <= {k.kind for k in KINDS}
+        assert cluster.controller.errors == []
+
+
+def test_a_job_completes_unless_told_to_fail(live: KubeCluster) -> None:
+    """Jobs report Complete (succeeded 1), or Failed with BackoffLimitExceeded when switched.
+    https://kubernetes.io/docs/concepts/workloads/controllers/job/#job-termination-and-cleanup
+    """
+    template = {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "x:1"}]}}
+    live.controller.fail_job("bad")
+    for name in ("good", "bad"):
+        live.create(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name},
+                "spec": {"backoffLimit": 2, "template": template},
+            }
+        )
+
+    def finished(name: str) -> tuple[str, str, int] | None:
+        status = live.get("batch/v1", "Job", name).get("status") or {}
+        conditions = status.get("conditions") or [{}]
+        return (
+            (conditions[0].get("type"), conditions[0].get("reason"), status.get("failed"))
+            if conditions[0]
+            else None
+        )
+
+    assert poll_until(lambda: finished("good"), timeout=2) == ("Complete", "", 0)
+    assert poll_until(lambda: finished("bad"), timeout=2) == ("Failed", "BackoffLimitExceeded", 3)

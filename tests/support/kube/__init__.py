@@ -2,7 +2,7 @@
 
     from tests.support.kube import KubeCluster
 
-    with KubeCluster(namespace="prod") as cluster:
+    with KubeCluster(namespace="prod", controller=True, port=None) as cluster:
         cluster.url                 # http://127.0.0.1:<port>, a real HTTP server (subprocesses too)
         cluster.kubeconfig          # Path: context "emulator", namespace "prod" (KUBECONFIG)
         cluster.env()               # os.environ plus KUBECONFIG, for subprocesses
@@ -11,6 +11,7 @@
         cluster.create_all(objs)    # seed a rendered overlay (a list of objects), in order
         cluster.apply(obj, field_manager="kustomize", force=False)  # server-side apply, in-process
         cluster.get("apps/v1", "Deployment", "ai-service") -> dict | None
+        cluster.objects("v1", "Pod") -> list[dict]
         cluster.delete("v1", "Service", "ai-service-canary")
         cluster.patch("v1", "ConfigMap", "x", {"data": {...}}, content_type=MERGE_PATCH)
         cluster.requests            # list[LoggedRequest]: method, path, query, content_type,
@@ -29,12 +30,14 @@
         cluster.controller.progress_deadline = 0.5   # seconds before ProgressDeadlineExceeded
         cluster.controller.ready_delay = 0.3  # seconds from a pod's creation to its readiness
         cluster.compact()           # forget watch history: older resourceVersions get 410 Expired
+        cluster.controller.fail_job("ai-service-migrate")  # a Job fails; others complete at once
         cluster.controller.settle()  # wait until the controller has reacted to every change
         cluster.emulator            # the StrictEmulator (a kmock.KubernetesEmulator subclass)
 
 Served kinds: kinds.KINDS (core Pods, Services, Endpoints, ConfigMaps, Secrets,
-ServiceAccounts, Events, Namespaces; apps Deployments, ReplicaSets; EndpointSlices; PDB, HPA,
-NetworkPolicy, Role, RoleBinding; Gateway API HTTPRoute, Gateway, GatewayClass as custom resources).
+ServiceAccounts, Events, Namespaces; apps Deployments, ReplicaSets; batch Jobs; EndpointSlices;
+PDB, HPA, NetworkPolicy, Role, RoleBinding; Gateway API HTTPRoute, Gateway, GatewayClass as
+custom resources): every kind the k8s/ overlays render.
 
 What the API server documents and the emulator does (tests/k8s/test_emulator.py checks each):
 resourceVersion on every object and list, 409 Conflict on a stale one (PUT, merge patch, JSON

@@ -27,6 +27,7 @@ SERVICE = by_kind("v1", "Service")
 ENDPOINTS = by_kind("v1", "Endpoints")
 SLICE = by_kind("discovery.k8s.io/v1", "EndpointSlice")
 ROUTE = by_kind(f"{GATEWAY}/v1", "HTTPRoute")
+JOB = by_kind("batch/v1", "Job")
 REVISION = "deployment.kubernetes.io/revision"
 MANAGER = "emulator-controller"
 CONTROLLER_NAME = "emulator.example/gateway-controller"
@@ -82,6 +83,7 @@ class Controller:
         self._never_ready: dict[str, tuple[str, str | None]] = {}
         self._not_accepted: set[str] = set()
         self._pods_gone: set[str] = set()
+        self._failing_jobs: set[str] = set()
         self._progress_started: dict[str, float] = {}
         self.ready_delay = 0.0  # seconds from a pod's creation to its readiness
         self._born: dict[str, float] = {}
@@ -107,6 +109,11 @@ class Controller:
         if reason not in WAITING_MESSAGES:
             raise ValueError(f"reason must be one of {sorted(WAITING_MESSAGES)}, not {reason!r}")
         self._never_ready[deployment] = (reason, image)
+        self.poke()
+
+    def fail_job(self, job: str) -> None:
+        """That Job fails (BackoffLimitExceeded) instead of completing."""
+        self._failing_jobs.add(job)
         self.poke()
 
     def ready(self, deployment: str) -> None:
@@ -188,6 +195,8 @@ class Controller:
                 self._service(service)
             for route in self.store.select(ROUTE, ns)[0]:
                 self._route(route)
+            for job in self.store.select(JOB, ns)[0]:
+                self._job(job)
 
     # -- garbage collection ------------------------------------------------------------------
 
@@ -603,6 +612,18 @@ class Controller:
         if any(existing.get(k) != v for k, v in body.items()):
             self.store.replace(kind, ns, name, {**existing, **body}, manager=MANAGER)
 
+    # -- jobs --------------------------------------------------------------------------------
+
+    def _job(self, job: dict[str, Any]) -> None:
+        done = {
+            c.get("type")
+            for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("status") == "True"
+        }
+        if done & {"Complete", "Failed"}:
+            return  # a finished Job stays as it finished
+        self._set_status(JOB, job, _job_status(job, job["metadata"]["name"] in self._failing_jobs))
+
     # -- routes ------------------------------------------------------------------------------
 
     def _route(self, route: dict[str, Any]) -> None:
@@ -651,6 +672,37 @@ class Controller:
                 {"parentRef": ref, "controllerName": CONTROLLER_NAME, "conditions": conditions}
             )
         self._set_status(ROUTE, route, {"parents": parents})
+
+
+def _job_status(job: dict[str, Any], failed: bool) -> dict[str, Any]:
+    """A Job's status once it is done: Complete, or Failed (BackoffLimitExceeded)."""
+    old = job.get("status") or {}
+    started = old.get("startTime") or now()
+    if failed:
+        limit = int((job.get("spec") or {}).get("backoffLimit", 6))
+        return {
+            "startTime": started,
+            "active": 0,
+            "succeeded": 0,
+            "failed": limit + 1,
+            "conditions": [
+                _condition(
+                    "Failed",
+                    True,
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                    [],
+                )
+            ],
+        }
+    return {
+        "startTime": started,
+        "completionTime": old.get("completionTime") or now(),
+        "active": 0,
+        "succeeded": 1,
+        "failed": 0,
+        "conditions": [_condition("Complete", True, "", "", [])],
+    }
 
 
 def _pod_ready(pod: dict[str, Any]) -> bool:

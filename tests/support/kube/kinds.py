@@ -46,6 +46,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "events", "Event", status=False),
     Kind("apps", "v1", "deployments", "Deployment", scale=True),
     Kind("apps", "v1", "replicasets", "ReplicaSet", scale=True),
+    Kind("batch", "v1", "jobs", "Job"),
     Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", status=False),
     Kind("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
     Kind("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
