@@ -42,6 +42,9 @@ COPY --from=build /app /app
 # The registry baked in is the default one (docker-compose copies it into a volume the app
 # user writes); on Kubernetes APP_REGISTRY_DIR points at the ConfigMap's folder instead.
 COPY --from=build --chown=10001:10001 /app/registry /app/registry
+# The default SQLite database's folder (APP_DATABASE_URL), the app user's: docker-compose mounts
+# one volume there for both tracks; on Kubernetes APP_DATABASE_URL names PostgreSQL instead.
+RUN mkdir /app/.local && chown 10001:10001 /app/.local
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -52,7 +55,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     APP_VERSION=${VERSION} \
     MODEL_SERVER_HOST=0.0.0.0
 WORKDIR /app
-# The only writable path the processes need is /tmp: mount it as a volume (emptyDir, tmpfs).
+# The only writable paths the processes need are /tmp (a volume: emptyDir, tmpfs) and, for the
+# default SQLite database, /app/.local.
 VOLUME ["/tmp"]
 USER 10001:10001
 EXPOSE 8000 8081
