@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes.config import incluster_config
 
 from contract.tracks import Track
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE, ToolkitError
+from scripts.toolkit.traffic.kube import client
 from scripts.toolkit.traffic.kube.client import ClusterOptions, Kube, connect
 from scripts.toolkit.traffic.kube.gateway_api import GatewayApiBackend
 from scripts.toolkit.traffic.kube.replicas import ReplicasBackend
@@ -272,3 +274,28 @@ def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, ku
         if plural != "configmaps"  # the registry's: prompt and model rollouts
     } - everything
     assert not unused, f"the Role grants what no backend uses: {sorted(unused)}"
+
+
+def test_in_a_pod_the_service_account_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kubeconfig anywhere, inside a pod: the mounted token, CA and namespace (the paths
+    the kubelet mounts are moved to a scratch folder)."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text("emulator-token")
+    (account / "ca.crt").write_text("not used over http")
+    (account / "namespace").write_text(NAMESPACE)
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(account / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(account / "ca.crt"))
+    monkeypatch.setattr(client, "SERVICE_ACCOUNT_DIR", account)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    kube = connect(ClusterOptions())
+    assert kube.namespace == NAMESPACE
+    assert kube.host == "https://127.0.0.1:6443"  # the API server's address, from the pod's env
+    headers: dict[str, str] = {}
+    kube.api.update_params_for_auth(headers, None, ["BearerToken"], "/", "GET", None)
+    assert headers["authorization"].lower() == "bearer emulator-token"
