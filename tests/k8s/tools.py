@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.service import REPO
+from contract.files import REPO_ROOT as REPO
 
 K8S = REPO / "k8s"
 NPM = REPO / "tools" / "npm" / "node_modules"
