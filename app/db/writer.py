@@ -160,7 +160,8 @@ class DatabaseWriter:
                 if time.monotonic() >= self._deadline:
                     self._count(batch, "dropped", "shutdown")
                     return
-                time.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+                pause = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
+                time.sleep(min(pause, max(0.0, self._deadline - time.monotonic())))
                 attempt += 1
                 continue
             self._set_status(OK)
