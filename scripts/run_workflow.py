@@ -14,7 +14,7 @@ pipefail); `${{ }}` and `if:` by GitHub's own evaluator (npm @actions/expression
 GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH and GITHUB_STEP_SUMMARY files; reusable workflows and
 local composite actions expanded; every other action replaced by its declared stand-in
 (.github/local-stand-ins.yaml). `--cancel-after JOB=SECONDS` cancels the run as GitHub's
-cancel button does (SIGINT to the running step, SIGTERM 7.5 s later).
+cancel button does (SIGINT to the running step, SIGTERM 7.5 s later); so does Ctrl-C.
 
 Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 usage error.
 """
@@ -22,6 +22,7 @@ Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,10 +131,22 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     )
     evaluator = Evaluator()
     run = Run(settings, evaluator)
+
+    def cancel(signum: int, _frame: object) -> None:
+        # Ctrl-C (or SIGTERM) cancels the run as GitHub's button does: the running step gets
+        # SIGINT, then SIGTERM; jobs with always()/cancelled() still run. A second one stops.
+        print(f"== cancelling the run ({signal.Signals(signum).name})", file=sys.stderr)
+        run.cancelled.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    previous = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         jobs = run.run(workflow)
     finally:
         evaluator.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     results = [j.result for j in jobs.values()]
     conclusion = (
         "cancelled" if run.cancelled.is_set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -193,6 +194,13 @@ class Run:
         }
 
     def run(self, path: Path) -> dict[str, JobResult]:
+        """Every job of the workflow at `path`; the run's artifacts are removed at its end."""
+        try:
+            return self._run(path)
+        finally:
+            shutil.rmtree(self.artifacts, ignore_errors=True)
+
+    def _run(self, path: Path) -> dict[str, JobResult]:
         data = load_workflow(path)
         triggers = data["on"] if isinstance(data["on"], dict) else {}
         inputs = dict(self.settings.inputs)
@@ -352,6 +360,9 @@ class Run:
         cancel_at = settings.cancel_after.get(path)
         cancel_deadline = time.monotonic() + cancel_at if cancel_at is not None else None
         job_state = JobState(path, env, [], temp, deadline, cancel_deadline)
+        job_state.started_cancelled = self.cancelled.is_set()
+        job_state.condition = str(job.get("if", ""))
+        job_state.context = context
         masks = [v for v in job_secrets.values() if v]
         steps: list[StepResult] = []
         summaries: list[str] = []
@@ -361,6 +372,7 @@ class Run:
             )
             steps.append(result)
         kill_groups(job_state.groups)
+        shutil.rmtree(temp, ignore_errors=True)
         if job_state.timed_out:
             result_word = "failure"
             self.annotate(
@@ -393,8 +405,10 @@ class Run:
         inputs: dict[str, Any],
     ) -> StepResult:
         steps_context: dict[str, Any] = context["steps"]
-        failed = any(s["conclusion"] == "failure" for s in steps_context.values()) or job.failed
-        cancelled = job.cancelled or self.cancelled.is_set()
+        failed = any(s["conclusion"] == "failure" for s in steps_context.values())
+        # A job started after the run was cancelled (if: always()) runs its steps as usual; one
+        # running when it was cancelled sees cancelled() in the steps it has left.
+        cancelled = job.cancelled or (self.cancelled.is_set() and not job.started_cancelled)
         status = Status(success=not failed and not cancelled, failure=failed, cancelled=cancelled)
         step_context = {**context, "env": job.env, "inputs": inputs}
         name = str(step.get("name") or step.get("uses") or str(step.get("run", "")).split("\n")[0])
@@ -550,7 +564,17 @@ class Run:
                 job.timed_out = True
             if step_deadline is not None and now >= step_deadline:
                 return True
-            return self.cancelled.is_set() or job.timed_out
+            return (self.cancelled.is_set() and not survives()) or job.timed_out
+
+        def survives() -> bool:
+            # GitHub re-evaluates a running job's `if:` when the run is cancelled: a job whose
+            # condition still holds (always()) is not cancelled.
+            if job.survives is None:
+                status = Status(success=False, failure=False, cancelled=True)
+                job.survives = job.started_cancelled or self.evaluator.condition(
+                    job.context, status, job.condition
+                )
+            return job.survives
 
         def on_line(line: str) -> None:
             for secret in masks:
@@ -570,7 +594,7 @@ class Run:
             on_line=on_line, groups=job.groups,
         )  # fmt: skip
         if finished.interrupted and (self.cancelled.is_set() or job.timed_out):
-            job.cancelled = self.cancelled.is_set()
+            job.cancelled = self.cancelled.is_set() and not job.timed_out
         job.env.update(read_commands_file(files["GITHUB_ENV"]))
         added = files["GITHUB_PATH"].read_text(encoding="utf-8").split()
         job.path_entries[:0] = list(reversed(added))
@@ -601,9 +625,12 @@ class JobState:
     deadline: float
     cancel_deadline: float | None
     groups: list[int] = field(default_factory=list)
-    cancelled: bool = False
+    cancelled: bool = False  # this job was cancelled (its step signalled)
     timed_out: bool = False
-    failed: bool = False
+    started_cancelled: bool = False  # it started after the run was cancelled
+    condition: str = ""  # its `if:`, re-evaluated when the run is cancelled
+    context: dict[str, Any] = field(default_factory=dict)
+    survives: bool | None = None
 
 
 def typed_inputs(declared: dict[str, Any], given: dict[str, Any], file: Path) -> dict[str, Any]:
