@@ -84,6 +84,7 @@ class Controller:
         self._not_accepted: set[str] = set()
         self._pods_gone: set[str] = set()
         self._failing_jobs: set[str] = set()
+        self._due = False  # a pass is due without a change: a readiness delay or deadline runs
         self._progress_started: dict[str, float] = {}
         self.ready_delay = 0.0  # seconds from a pod's creation to its readiness
         self._born: dict[str, float] = {}
@@ -164,12 +165,17 @@ class Controller:
             raise AssertionError(f"the emulator's controller did not settle within {timeout} s")
 
     def _run(self) -> None:
+        last = -1  # the store's resourceVersion after the last pass
         while not self._stop.is_set():
-            self._wakeup.wait(timeout=0.05)
+            woken = self._wakeup.wait(timeout=0.05)
             self._wakeup.clear()
             if self._stop.is_set():
                 return
             rv = self.store.resource_version
+            if not woken and rv == last and not self._due:
+                self._idle.set()  # nothing changed and no deadline or delay is running
+                continue
+            self._due = False
             try:
                 self.reconcile()
             except ApiError as exc:
@@ -180,7 +186,8 @@ class Controller:
             except Exception as exc:  # keep serving; the test sees the error in `errors`
                 if len(self.errors) < 100:
                     self.errors.append(exc)
-            if self.store.resource_version == rv and not self._wakeup.is_set():
+            last = self.store.resource_version
+            if last == rv and not self._wakeup.is_set():
                 self._idle.set()
 
     def reconcile(self) -> None:
@@ -394,6 +401,8 @@ class Controller:
         old = pod.get("status") or {}
         born = self._born.setdefault(pod["metadata"]["uid"], time.monotonic())
         ready = reason is None and time.monotonic() - born >= self.ready_delay
+        if reason is None and not ready:
+            self._due = True  # becomes ready when the delay has passed
         containers = []
         for c in pod.get("spec", {}).get("containers") or []:
             state: dict[str, Any]
@@ -482,6 +491,7 @@ class Controller:
                 old,
             )
         else:
+            self._due = True  # the progress deadline may pass
             progressing = _condition(
                 "Progressing",
                 True,
