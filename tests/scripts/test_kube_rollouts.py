@@ -160,29 +160,46 @@ def test_a_bad_canary_is_rolled_back(cluster: KubeCluster, policy: Path, backend
         assert canary_weight(cluster) == 0
 
 
-@pytest.mark.parametrize("backend", ["gateway-api", "replicas"])
-def test_a_rollback_while_the_canarys_pods_are_gone(cluster: KubeCluster, backend: str) -> None:
-    assert deploy(cluster, backend).returncode == EXIT_OK
+def under_way(cluster: KubeCluster, backend: str) -> str:
+    """A rollout of HEAD under way with `backend`; the Deployment that runs the new build."""
+    if backend == "service-selector":
+        base = ("--backend", backend)
+        deployed = run(cluster, "deploy", *base, "--track", "green", "--sha", shas()[0])
+        assert deployed.returncode == EXIT_OK, deployed.stderr
+        assert run(cluster, "promote", *base, "--switch", "green").returncode == EXIT_OK
+        return "ai-service-green"
+    deployed = deploy(cluster, backend)
+    assert deployed.returncode == EXIT_OK, deployed.stderr
+    if backend == "rolling":
+        return "ai-service"
     stepped = run(cluster, "promote", "--backend", backend, "--to", "50")
     assert stepped.returncode == EXIT_OK, stepped.stderr
-    cluster.controller.delete_pods("ai-service-canary")
-    result = run(cluster, "rollback", "--backend", backend, "--reason", "canary pods lost")
-    assert result.returncode == EXIT_OK, result.stderr
-    assert "rolled back" in result.stderr
-    assert deployment(cluster, "ai-service-canary")["spec"]["replicas"] == 0
-    if backend == "gateway-api":
-        assert canary_weight(cluster) == 0
-    else:
-        assert deployment(cluster, "ai-service")["spec"]["replicas"] == 4
+    return "ai-service-canary"
 
 
-def test_a_rollback_rides_out_the_api_answering_503(cluster: KubeCluster) -> None:
-    assert deploy(cluster, "gateway-api").returncode == EXIT_OK
-    assert run(cluster, "promote", "--backend", "gateway-api", "--to", "20").returncode == 0
-    cluster.fail(status=503, seconds=3)
-    result = run(cluster, "rollback", "--backend", "gateway-api")
-    assert result.returncode == EXIT_OK, result.stderr
-    assert canary_weight(cluster) == 0
+@pytest.mark.parametrize("backend", ["gateway-api", "replicas", "service-selector", "rolling"])
+def test_a_rollback_with_the_new_pods_gone_and_the_api_answering_503(backend: str) -> None:
+    component = "blue-green" if backend == "service-selector" else "canary"
+    with KubeCluster(namespace=NAMESPACE) as cluster:
+        seed(cluster, component, sha=shas()[1])
+        new = under_way(cluster, backend)
+        cluster.controller.delete_pods(new)
+        cluster.fail(status=503, count=5)  # its first five requests: about 3 s of backoff
+        result = run(cluster, "rollback", "--backend", backend, "--reason", "new pods lost")
+        assert result.returncode == EXIT_OK, result.stderr
+        assert "rolled back" in result.stderr
+        assert sum(r.status == 503 for r in cluster.requests) == 5
+        if backend == "gateway-api":
+            assert canary_weight(cluster) == 0
+        if backend in ("gateway-api", "replicas"):
+            assert deployment(cluster, "ai-service-canary")["spec"]["replicas"] == 0
+        if backend == "replicas":
+            assert deployment(cluster, "ai-service")["spec"]["replicas"] == 4
+        if backend == "service-selector":
+            service = cluster.get("v1", "Service", "ai-service")
+            assert service is not None and service["spec"]["selector"]["track"] == "blue"
+        if backend == "rolling":
+            assert image_tag(cluster, "ai-service") == shas()[1]
 
 
 def test_a_rollback_that_cannot_reach_the_cluster_exits_4(cluster: KubeCluster) -> None:
