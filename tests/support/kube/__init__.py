@@ -59,10 +59,12 @@ no finalizers or graceful deletion; deletes return a Status, never the object; l
 apiVersion/kind; server-side apply covers maps, lists with the built-in merge keys and atomic
 lists (every list of a custom resource, as the Gateway API CRDs declare none), not
 `x-kubernetes-list-type: set`, apply on subresources, or the `Apply`-after-`Update` ownership
-migration; watches never send bookmarks, and expire only after `compact()`; the controller runs
-rolling updates with maxUnavailable 0 and no surge limit (new pods all at once, old ones kept
-until the new are ready), names pods `<replicaset>-NNNNN`, makes one EndpointSlice per Service
-named `<service>-emu`, and reports route status without needing the parent Gateway to exist.
+migration, and managedFields a client sends are ignored; watches never send bookmarks, and
+expire only after `compact()`; the controller runs rolling updates with maxUnavailable 0 and no
+surge limit (new pods all at once, old ones kept until the new are ready), ignores
+`spec.paused` and the Recreate strategy, names pods `<replicaset>-NNNNN`, makes one
+EndpointSlice per Service named `<service>-emu`, completes every Job at once (`fail_job` aside),
+and reports route status without needing the parent Gateway to exist.
 """
 
 from __future__ import annotations
