@@ -111,6 +111,10 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     if not workflow.is_file():
         raise cli.ToolkitError(f"no workflow {args.workflow}: name a file of {WORKFLOWS}/.")
     sha = args.sha or git("rev-parse", "HEAD")
+    try:
+        before = git("rev-parse", f"{sha}~1")  # a push of one commit
+    except cli.ToolkitError:
+        before = ""
     environments: dict[str, dict[str, dict[str, str]]] = {}
     for kind, values in (("vars", args.env_var), ("secrets", args.env_secret)):
         for name, items in scoped(values, f"--env-{kind[:-1]}").items():
@@ -119,6 +123,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
         workspace=REPO_ROOT,
         event=args.event,
         sha=sha,
+        before=before,
         ref=args.ref,
         stand_ins=load_stand_ins(REPO_ROOT),
         inputs=pairs(args.input, "--input"),

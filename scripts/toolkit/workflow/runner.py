@@ -41,6 +41,7 @@ class Settings:
     sha: str
     ref: str
     stand_ins: dict[str, StandIn]
+    before: str = ""  # a push's github.event.before: the commit it follows
     inputs: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -172,7 +173,7 @@ class Run:
 
     def github(self, called: Called, job: str = "") -> dict[str, Any]:
         s = self.settings
-        event: dict[str, Any] = {"ref": s.ref, "after": s.sha}
+        event: dict[str, Any] = {"ref": s.ref, "before": s.before, "after": s.sha}
         if s.event == "workflow_dispatch":
             event = {"ref": s.ref, "inputs": s.inputs}
         return {
