@@ -32,7 +32,8 @@ from scripts.toolkit import cli
 from scripts.toolkit.platform.gitrefs import git
 from scripts.toolkit.report import table
 from scripts.toolkit.workflow.expressions import Evaluator
-from scripts.toolkit.workflow.runner import Run, Settings
+from scripts.toolkit.workflow.model import Settings
+from scripts.toolkit.workflow.runner import Run
 from scripts.toolkit.workflow.standins import load_stand_ins
 
 WORKFLOWS = Path(".github") / "workflows"

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from contract.files import REPO_ROOT as REPO
-from scripts.toolkit.workflow.runner import load_workflow
+from scripts.toolkit.workflow.model import load_workflow
 
 GITHUB = REPO / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))

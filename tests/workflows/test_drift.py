@@ -123,7 +123,12 @@ def test_the_workflows_call_the_scripts() -> None:
     called = {call.module for call in CALLS}
     expected = {"scripts.monitor_canary", "scripts.rollback", "scripts.local_platform"}
     assert expected <= called, called
-    others = {"scripts.deploy", "scripts.check_freeze", "scripts.load_test", "scripts.migration_gate"}
+    others = {
+        "scripts.deploy",
+        "scripts.check_freeze",
+        "scripts.load_test",
+        "scripts.migration_gate",
+    }
     assert others <= called, called
 
 

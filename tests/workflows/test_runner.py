@@ -14,7 +14,8 @@ import yaml
 
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.workflow.expressions import Evaluator
-from scripts.toolkit.workflow.runner import Run, Settings
+from scripts.toolkit.workflow.model import Settings
+from scripts.toolkit.workflow.runner import Run
 from scripts.toolkit.workflow.standins import load_stand_ins
 
 STAND_INS = {
