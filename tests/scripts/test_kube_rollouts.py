@@ -213,36 +213,42 @@ def test_a_rollback_that_cannot_reach_the_cluster_exits_4(cluster: KubeCluster) 
     assert envelope(result)["errors"][0].startswith("traffic state unknown: ")
 
 
+@pytest.mark.parametrize("backend", ["gateway-api", "replicas"])
 def test_a_monitor_killed_mid_step_resumes_from_the_cluster(
-    cluster: KubeCluster, policy: Path, tmp_path: Path
+    cluster: KubeCluster, policy: Path, tmp_path: Path, backend: str
 ) -> None:
-    assert deploy(cluster, "gateway-api").returncode == EXIT_OK
+    assert deploy(cluster, backend).returncode == EXIT_OK
+    # The object that keeps the rollout's state: the route, or the canary Deployment.
+    kept = ROUTE if backend == "gateway-api" else ("apps/v1", "Deployment", "ai-service-canary")
     data = yaml.safe_load(policy.read_text())
     data["min_step_seconds"] = 3  # long enough to be killed in
     policy.write_text(yaml.safe_dump(data))
     env = {k: v for k, v in cluster.env().items() if not k.startswith("ROLLOUT_")}
-    with simulated_traffic(cluster, split="route", canary_errors=0.005) as (stable, canary):
+    with simulated_traffic(cluster, split=SPLIT[backend], canary_errors=0.005) as (
+        stable,
+        canary,
+    ):
         urls = ["--stable-url", stable.url, "--canary-url", canary.url]
         first = subprocess.Popen(  # our own module
-            [sys.executable, "-m", "scripts.monitor_canary", "--act", "--backend", "gateway-api",
+            [sys.executable, "-m", "scripts.monitor_canary", "--act", "--backend", backend,
              "--policy", str(policy), *urls, "--state-file", str(tmp_path / "one" / "state.json")],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30
-            while "monitor" not in notes(cluster.get(*ROUTE)) or canary_weight(cluster) == 0:
+            while "monitor" not in notes(cluster.get(*kept)):
                 assert time.monotonic() < deadline, "the first monitor never saved its state"
                 time.sleep(0.2)
             time.sleep(1.0)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)
-        saved = json.loads(notes(cluster.get(*ROUTE))["monitor"])
+        saved = json.loads(notes(cluster.get(*kept))["monitor"])
         assert saved["final"] is None and saved["checks"] >= 1
         # Another machine: a fresh checkout has no state file; the cluster has the state.
         result = run(
-            cluster, "monitor_canary", "--act", "--backend", "gateway-api", "--policy",
+            cluster, "monitor_canary", "--act", "--backend", backend, "--policy",
             str(policy), *urls, "--state-file", str(tmp_path / "two" / "state.json"),
         )  # fmt: skip
     assert result.returncode == EXIT_OK, result.stderr
@@ -265,6 +271,9 @@ def test_an_older_sha_is_refused_unless_forced_with_a_reason(cluster: KubeCluste
     )  # fmt: skip
     assert forced.returncode == EXIT_OK, forced.stderr
     assert "revert of a bad migration" in notes(deployment(cluster, "ai-service-canary"))["forced"]
+    rolling = run(cluster, "deploy", "--backend", "rolling", "--sha", shas()[2])
+    assert rolling.returncode == EXIT_USAGE and "is older than the live" in rolling.stderr
+    assert image_tag(cluster, "ai-service") == shas()[1]
 
 
 def test_blue_green_deploy_switch_and_switch_back() -> None:

@@ -67,7 +67,9 @@ class ReplicasBackend(KeepsState):
         total = replicas(stable) + replicas(canary)
         share = round(replicas(canary) * 100 / total, 4) if total else 0.0
         versions: dict[str, str] = {Track.STABLE: tag(app_image(stable))}
-        if replicas(canary) > 0:
+        # A canary deployed without pods yet (its pods start with the first step) is the
+        # candidate already, so a monitor names the same rollout before and after that step.
+        if replicas(canary) > 0 or app_image(canary) != app_image(stable):
             versions[Track.CANARY] = tag(app_image(canary))
         return TrafficState({Track.STABLE: 100 - share, Track.CANARY: share}, versions)
 
