@@ -47,7 +47,8 @@ def policy(tmp_path: Path) -> Path:
         metrics=[ERROR_RATE],
         traffic_metric="error_rate",
         min_step_seconds=1,
-        fast_interval_seconds=0.5,
+        interval_seconds=0.5,
+        fast_interval_seconds=0.25,
         experiment=None,
     )
 
