@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from contract.files import REPO_ROOT as REPO
+from contract.registry.loader import load_registry
 from scripts.toolkit.load import locust_args
 from scripts.toolkit.platform import lifecycle
 from scripts.toolkit.platform.gitrefs import git
@@ -43,8 +44,10 @@ class Pipeline:
     production_port: int
     staging_port: int
 
-    def run(self, *args: str, policy: Path | None = None, **variables: str) -> dict[str, Any]:
-        """`python -m scripts.run_workflow deploy.yml ...` with the platform as the cluster."""
+    def run(
+        self, *args: str, workflow: str = "deploy.yml", policy: Path | None = None, **variables: str
+    ) -> dict[str, Any]:
+        """`python -m scripts.run_workflow <workflow> ...` with the platform as the cluster."""
         values = {
             "ROLLOUT_BACKEND": "local",
             "ROLLOUT_POLICY": str(policy or self.folder / "policy.yaml"),
@@ -56,7 +59,7 @@ class Pipeline:
             **variables,
         }
         argv = [
-            sys.executable, "-m", "scripts.run_workflow", "deploy.yml", "--output", "json",
+            sys.executable, "-m", "scripts.run_workflow", workflow, "--output", "json",
             "--assume-success", "test",  # ./dev test: CI runs it; this test is part of it
             *(f"--var={k}={v}" for k, v in values.items()),
             f"--env-var=staging:LOCAL_PLATFORM_DIR={self.staging}",
@@ -238,3 +241,45 @@ def test_a_freeze_window_stops_production(pipeline: Pipeline) -> None:
     assert "frozen by the window 'always'" in run["log"]
     assert result(run, "production") == "skipped" and result(run, "rollback") == "skipped"
     assert pipeline.live() == before
+
+
+def registry_versions(pipeline: Pipeline) -> dict[str, str]:
+    """Each version of rag_answer in the registry production reads, with its status."""
+    registry = Path(StateStore(pipeline.production).read().registry_dir)
+    prompts = load_registry(registry).prompts["rag_answer"].versions
+    return {version: prompt.status for version, prompt in prompts.items()}
+
+
+def test_a_prompt_that_drops_the_context_is_refused_offline(pipeline: Pipeline) -> None:
+    run = pipeline.run(
+        "--event", "workflow_dispatch",
+        "--input", "file=examples/prompts/rag_answer/v2-no-context.yaml",
+        workflow="registry.yml", QUALITY_LIMIT="",
+    )  # fmt: skip
+    assert result(run, "candidate") == "success", failed(run)
+    assert run["jobs"]["candidate"]["outputs"]["version"] == "v2-no-context"
+    assert result(run, "evaluate") == "failure", failed(run)
+    assert "quality gate FAIL: rag_answer v2-no-context" in run["log"]
+    assert "Quality evaluation: **FAIL**" in run["summaries"]["evaluate"]
+    assert result(run, "canary-start") == "skipped"
+    assert "v2-no-context" not in registry_versions(pipeline)
+
+
+def test_a_prompt_version_canaries_in_the_service_and_a_cancel_retires_it(
+    pipeline: Pipeline,
+) -> None:
+    run = pipeline.run(
+        "--event", "workflow_dispatch",
+        "--input", "file=examples/prompts/rag_answer/v2.yaml",
+        "--cancel-after", "canary/canary=8",
+        workflow="registry.yml", policy=pipeline.folder / "slow-policy.yaml", QUALITY_LIMIT="",
+    )  # fmt: skip
+    assert result(run, "evaluate") == "success", failed(run)
+    assert result(run, "canary-start") == "success", failed(run)
+    assert "quality gate PASS: rag_answer v2" in run["log"], failed(run)
+    assert "% hold" in run["log"], "the prompt canary had its users when the run was cancelled"
+    assert any(a["title"] == "Cancelled" for a in run["annotations"])
+    assert result(run, "canary/canary") == "cancelled", failed(run)
+    assert result(run, "rollback/rollback") == "success", failed(run)
+    assert registry_versions(pipeline) == {"v1": "production", "v2": "retired"}
+    assert "build" not in run["jobs"]  # no image for a prompt
