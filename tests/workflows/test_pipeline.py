@@ -283,3 +283,19 @@ def test_a_prompt_version_canaries_in_the_service_and_a_cancel_retires_it(
     assert result(run, "rollback/rollback") == "success", failed(run)
     assert registry_versions(pipeline) == {"v1": "production", "v2": "retired"}
     assert "build" not in run["jobs"]  # no image for a prompt
+
+
+def test_rollback_by_hand_reads_the_live_state_records_the_reason_and_is_idempotent(
+    pipeline: Pipeline,
+) -> None:
+    before = pipeline.live()
+    run = pipeline.run(
+        "--event", "workflow_dispatch", "--input", "environment=production",
+        "--input", "what=canary", "--input", "reason=drill: nothing is wrong",
+        workflow="rollback.yml",
+    )  # fmt: skip
+    assert run["conclusion"] == "success", failed(run)
+    record = run["summaries"]["rollback/rollback"]
+    assert record.index("## Before the rollback") < record.index("## After the rollback")
+    assert "Reason: drill: nothing is wrong (by " in record
+    assert pipeline.live() == before  # no canary to roll back: nothing changed
