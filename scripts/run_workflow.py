@@ -75,7 +75,7 @@ def seconds_by_job(values: list[str]) -> dict[str, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.base_parser("python -m scripts.run_workflow", __doc__.split("\n\n")[0])
-    parser.add_argument("workflow", help="a file of .github/workflows/ (name or path)")
+    parser.add_argument("workflow", nargs="?", help="a file of .github/workflows/ (name or path)")
     option = cli.option
     option(
         parser, "--event", default="push",
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command(args: argparse.Namespace) -> cli.Outcome:
+    if not args.workflow:
+        raise cli.ToolkitError("name the workflow to run, e.g. deploy.yml.")
     workflow = Path(args.workflow)
     if not workflow.exists():
         workflow = REPO_ROOT / WORKFLOWS / args.workflow

@@ -49,7 +49,11 @@ def sample(action: argparse.Action) -> tuple[str, Any]:
         value = [choice] if isinstance(action, argparse._AppendAction) else choice
         return str(choice), value
     convert = action.type if callable(action.type) else str
-    raw = next(r for r in ("7", "http://example.test:7") if _parses(convert, r))
+    raw = next(
+        r
+        for r in ("7", "http://example.test:7", "2026-12-02T10:00:00+00:00")
+        if _parses(convert, r)
+    )
     if isinstance(action, argparse._AppendAction):
         return f"{raw},{raw}", [convert(raw), convert(raw)]
     return raw, convert(raw)
