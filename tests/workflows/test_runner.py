@@ -298,3 +298,21 @@ def test_a_job_whose_condition_holds_in_a_cancelled_run_is_not_cancelled(
     assert "SIGINT" not in jobs["log"]
     # A job started after the cancel (always()) runs its steps as usual.
     assert [s.outcome for s in jobs["later"].steps] == ["success", "success"]
+
+
+def test_a_step_runs_in_its_working_directory_and_a_matrix_is_refused(
+    workspace: Path, evaluator: Evaluator
+) -> None:
+    (workspace / "sub").mkdir()
+    flow = write(workspace, "flow.yml", {
+        "on": "push",
+        "jobs": {"a": job({"working-directory": "sub", "run": 'test "$(basename "$PWD")" = sub'})},
+    })  # fmt: skip
+    _, jobs = run(workspace, evaluator, flow)
+    assert jobs["a"].result == "success", jobs["log"]
+    matrix = write(workspace, "matrix.yml", {
+        "on": "push",
+        "jobs": {"a": job({"run": "true"}, strategy={"matrix": {"x": [1, 2]}})},
+    })  # fmt: skip
+    with pytest.raises(ToolkitError, match="`strategy` is not supported"):
+        run(workspace, evaluator, matrix)

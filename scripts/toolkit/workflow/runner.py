@@ -128,8 +128,12 @@ class Run:
         self, called: Called, job_id: str, job: dict[str, Any], done: dict[str, JobResult]
     ) -> JobResult:
         path = called.prefix + job_id
-        if "strategy" in job:
-            raise ToolkitError(f"job {path}: a matrix is not supported by the local runner.")
+        unsupported = sorted({"strategy", "container", "services", "defaults"} & set(job))
+        if unsupported:
+            raise ToolkitError(
+                f"job {path}: `{unsupported[0]}` is not supported by the local runner; "
+                "the workflows here do without it."
+            )
         earlier = [done[a].result for a in self.ancestors(called.data["jobs"], job_id)]
         status = Status(
             success=all(r == "success" for r in earlier) and not self.cancelled.is_set(),
@@ -478,7 +482,7 @@ class Run:
             self.settings.log(f"   {line}")
 
         finished = run_script(
-            script_file, env=process_env, cwd=self.settings.workspace, stop=stop,
+            script_file, env=process_env, cwd=self.working_directory(job, step), stop=stop,
             on_line=on_line, groups=job.groups,
         )  # fmt: skip
         if finished.interrupted and (self.cancelled.is_set() or job.timed_out):
@@ -490,6 +494,15 @@ class Run:
         if summary.strip():
             summaries.append(summary)
         return finished.exit_code, read_commands_file(files["GITHUB_OUTPUT"])
+
+    def working_directory(self, job: JobState, step: dict[str, Any]) -> Path:
+        """The step's working-directory (relative to the workspace), evaluated."""
+        given = step.get("working-directory")
+        if not given:
+            return self.settings.workspace
+        status = Status(success=True, failure=False, cancelled=False)
+        folder = self.evaluator.text({**job.context, "env": job.env}, status, str(given))
+        return self.settings.workspace / str(folder)
 
     def annotate(self, level: str, job: str, title: str, message: str) -> None:
         self.annotations.append(Annotation(level, job, title, message))
