@@ -34,6 +34,7 @@ from scripts.toolkit.platform import lifecycle, tracks
 from scripts.toolkit.platform.state import StateStore, track_urls
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
 from scripts.toolkit.processes import python_module
+from scripts.toolkit.registry_store import FolderStore
 from scripts.toolkit.report import decision_record, one_line
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutOutcome, RolloutTarget
 from scripts.toolkit.traffic.local import LocalBackend
@@ -180,7 +181,9 @@ def demo(args: argparse.Namespace) -> list[Rollout]:
         time.sleep(1.0)  # the instances reload the registry every 0.5 s
         urls = track_urls(state_dir)
         prompt = PromptTarget(
-            registry, "rag_answer", urls.get(Track.STABLE, []) + urls.get(Track.CANARY, [])
+            FolderStore(registry),
+            "rag_answer",
+            urls.get(Track.STABLE, []) + urls.get(Track.CANARY, []),
         )
         dropping = Rollout("Rollout 3: prompt that drops the context", RolloutOutcome.ROLLED_BACK)
         rollouts.append(run_rollout(dropping, policy, prompt, state_dir))

@@ -5,15 +5,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from contract.files import REPO_ROOT
 from contract.tracks import Track
-from scripts.toolkit.cli import option, positive
+from scripts.toolkit.cli import ToolkitError, option, positive
 from scripts.toolkit.policy import DEFAULT_POLICY
+from scripts.toolkit.registry_store import FolderStore, RegistryStore
 from scripts.toolkit.targets import CodeTarget, PromptTarget, RolloutTarget
 from scripts.toolkit.traffic.base import TrafficBackend
 from scripts.toolkit.traffic.factory import BACKENDS, CLUSTER_BACKENDS, build_backend
+
+if TYPE_CHECKING:
+    from scripts.toolkit.traffic.kube.client import ClusterOptions
 
 DEFAULT_PLATFORM_DIR = REPO_ROOT / ".local" / "platform"
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -63,6 +68,11 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
         help="registry folder for prompt rollouts (default: the local platform's copy when it "
         "runs, else registry/)",
     )  # fmt: skip
+    option(
+        group, "--registry-configmap", metavar="NAME",
+        help="on a cluster: the registry ConfigMap that prompt rollouts change through the API "
+        "(e.g. ai-service-registry; with --namespace/--kubeconfig/--context/--dry-run)",
+    )  # fmt: skip
     option(group, "--prompt", default="rag_answer", help="prompt name for prompt rollouts")
     for track in (Track.STABLE, Track.CANARY):
         option(
@@ -99,12 +109,11 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def build_backend_of(args: argparse.Namespace) -> TrafficBackend:
-    """The traffic backend the options name."""
+def cluster_options(args: argparse.Namespace) -> ClusterOptions:
+    """How the options say to reach the cluster."""
     from scripts.toolkit.traffic.kube.client import ClusterOptions  # noqa: PLC0415  # optional part
-    from scripts.toolkit.traffic.kube.workloads import Names  # noqa: PLC0415
 
-    cluster = ClusterOptions(
+    return ClusterOptions(
         kubeconfig=args.kubeconfig,
         context=args.context,
         namespace=args.namespace,
@@ -112,22 +121,48 @@ def build_backend_of(args: argparse.Namespace) -> TrafficBackend:
         wait_timeout=args.wait_timeout,
         dry_run=args.dry_run,
     )
+
+
+def registry_store(args: argparse.Namespace, local: bool) -> RegistryStore:
+    """Where prompt rollouts change the registry: the ConfigMap named by --registry-configmap,
+    else --registry-dir, the local platform's copy, or registry/."""
+    from scripts.toolkit.platform.state import registry_dir  # noqa: PLC0415  # optional part
+
+    if args.registry_configmap:
+        if args.registry_dir:
+            raise ToolkitError(
+                "--registry-dir and --registry-configmap name two registries; pass one."
+            )
+        from scripts.toolkit.traffic.kube.client import connect  # noqa: PLC0415  # optional part
+        from scripts.toolkit.traffic.kube.registry import ConfigMapStore  # noqa: PLC0415
+
+        return ConfigMapStore(connect(cluster_options(args)), args.registry_configmap)
+    folder = args.registry_dir or (registry_dir(args.platform_dir) if local else None)
+    return FolderStore(folder or REPO_ROOT / "registry")
+
+
+def build_backend_of(args: argparse.Namespace) -> TrafficBackend:
+    """The traffic backend the options name."""
+    from scripts.toolkit.traffic.kube.workloads import Names  # noqa: PLC0415  # optional part
+
+    cluster = cluster_options(args)
     names = Names(app=args.app, route=args.route, rule=args.rule)
     return build_backend(args.backend, platform_dir=args.platform_dir, cluster=cluster, names=names)
 
 
 def build_target(args: argparse.Namespace) -> RolloutTarget:
     """The rollout target the options describe, with URLs filled in from the local platform."""
-    from scripts.toolkit.platform.state import StateStore, registry_dir, track_urls  # noqa: PLC0415  # optional part
+    from scripts.toolkit.platform.state import StateStore, track_urls  # noqa: PLC0415  # optional part
 
-    local = args.backend == "local"
+    local = args.backend == "local" and not args.registry_configmap
+    if args.registry_configmap and args.target != "prompt":
+        raise ToolkitError("--registry-configmap is for prompt rollouts: add --target prompt.")
     urls = track_urls(args.platform_dir) if local else {}
     stable = args.stable_url or urls.get(Track.STABLE, [])
     canary = args.canary_url or urls.get(Track.CANARY, [])
     if args.target == "prompt":
-        registry = args.registry_dir or (registry_dir(args.platform_dir) if local else None)
         return PromptTarget(
-            registry_dir=registry or REPO_ROOT / "registry",
+            store=registry_store(args, local),
             prompt=args.prompt,
             urls=stable + canary,
         )

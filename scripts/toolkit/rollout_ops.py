@@ -65,11 +65,12 @@ def promote(
             return _left(target, done)
         done += "; "
     if isinstance(target, PromptTarget) and candidate and target.identity().candidate is None:
+        prompt = target.prompt
         if to == "full":
-            registry_ops.make_production(target.registry_dir, target.prompt, candidate)
+            target.store.change(lambda d: registry_ops.make_production(d, prompt, candidate))
             return _left(target, f"{done}{candidate} made production")
         share = _share(to, policy, 0.0)
-        registry_ops.start_canary(target.registry_dir, target.prompt, candidate, share)
+        target.store.change(lambda d: registry_ops.start_canary(d, prompt, candidate, share))
         return _left(target, f"{done}{candidate} started as canary")
     if to == "full":
         target.finish()
@@ -84,11 +85,13 @@ def _register(target: RolloutTarget, source: Path) -> str:
     """Register a prompt version file, or a model version folder, in the target's registry."""
     if not isinstance(target, PromptTarget):
         raise ToolkitError("--add registers prompt and model versions: add --target prompt.")
+    where = target.store.where
     if source.is_dir() or source.name == "config.yaml":
-        folder = registry_ops.add_model_version(target.registry_dir, source)
-        return f"model {folder.parent.name}@{folder.name} in {target.registry_dir}"
-    path = registry_ops.add_version(target.registry_dir, target.prompt, source)
-    return f"{target.prompt} {path.stem} in {target.registry_dir}"
+        folder = target.store.change(lambda d: registry_ops.add_model_version(d, source))
+        return f"model {folder.parent.name}@{folder.name} in {where}"
+    prompt = target.prompt
+    path = target.store.change(lambda d: registry_ops.add_version(d, prompt, source))
+    return f"{prompt} {path.stem} in {where}"
 
 
 def _share(to: str, policy: Path, current: float) -> float:
@@ -108,6 +111,8 @@ def rollback(target: RolloutTarget, *, switch: str | None) -> Moved:
         what = "rolled back" if moved else "nothing to roll back"
         data = {"target": target.kind, "backend": target.backend.name, **state.to_dict()}
         return Moved(f"{what}: {state.summary()}", data)
+    if not switch and isinstance(target, PromptTarget):  # the write first, bounded in time
+        return _left(target, "rolled back" if target.retire_canary() else "nothing to roll back")
     before = target.summary()
     if switch:
         _code(target).backend.switch(switch)

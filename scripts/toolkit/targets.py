@@ -17,6 +17,7 @@ from contract.tracks import Track
 from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import ToolkitError
 from scripts.toolkit.metrics import Arm
+from scripts.toolkit.registry_store import RegistryStore
 from scripts.toolkit.traffic.base import TrafficBackend
 
 
@@ -153,15 +154,16 @@ class CodeTarget:
 
 @dataclass
 class PromptTarget:
-    """A prompt (and the model version it binds) rolled out by the registry's canary share."""
+    """A prompt (and the model version it binds) rolled out by the registry's canary share, in a
+    registry folder or (on a cluster) the registry ConfigMap: `store` says which."""
 
-    registry_dir: Path
+    store: RegistryStore
     prompt: str
     urls: list[str] = field(default_factory=list)
     kind: str = "prompt"
 
     def _state(self) -> registry_ops.PromptRollout:
-        return registry_ops.rollout_state(self.registry_dir, self.prompt)
+        return self.store.read(lambda folder: registry_ops.rollout_state(folder, self.prompt))
 
     def canary_percent(self) -> float:
         return self._state().canary_percentage
@@ -170,7 +172,7 @@ class PromptTarget:
         """Arms by prompt version, read from every instance of the service."""
         state = self._state()
         if state.canary is None:
-            raise ToolkitError(f"{self.prompt} has no canary version in {self.registry_dir}.")
+            raise ToolkitError(f"{self.prompt} has no canary version in {self.store.where}.")
         urls = tuple(metrics_url(u) for u in self.urls)
         return (
             Arm(Track.STABLE, {PROMPT: self.prompt, PROMPT_VERSION: state.production}, urls),
@@ -180,14 +182,26 @@ class PromptTarget:
     def set_percent(self, percent: float, *, per_request: bool = False) -> None:
         """Set the canary's traffic_percentage (100 stays canary until finish); assignment in
         the service is by user, whatever `per_request` says."""
-        registry_ops.set_canary_percentage(self.registry_dir, self.prompt, percent)
+        self.store.change(
+            lambda folder: registry_ops.set_canary_percentage(folder, self.prompt, percent)
+        )
 
     def finish(self) -> None:
         """Canary becomes production; the old production version is retired."""
-        registry_ops.promote(self.registry_dir, self.prompt)
+        self.store.change(lambda folder: registry_ops.promote(folder, self.prompt))
 
     def rollback(self) -> None:
-        registry_ops.rollback(self.registry_dir, self.prompt)
+        self.retire_canary()
+
+    def retire_canary(self) -> bool:
+        """Retire the canary (bounded in time on a cluster); whether there was one."""
+
+        def retire(folder: Path) -> bool:
+            had = registry_ops.rollout_state(folder, self.prompt).canary is not None
+            registry_ops.rollback(folder, self.prompt)
+            return had
+
+        return self.store.change(retire, rollback=True)
 
     def describe(self) -> dict[str, Any]:
         state = self._state()

@@ -20,6 +20,7 @@ from scripts.toolkit.metrics.factory import fixed_source
 from scripts.toolkit.monitor import Monitor, RolloutState
 from scripts.toolkit.policy import DEFAULT_POLICY, Policy, load_policy
 from scripts.toolkit.processes import free_port
+from scripts.toolkit.registry_store import FolderStore
 from scripts.toolkit.targets import CodeTarget, PromptTarget
 from scripts.toolkit.traffic.base import TrafficState
 from tests.support.registry import add_prompt
@@ -73,7 +74,7 @@ def monitor(
     act: bool = True,
 ) -> Monitor:
     """A monitor on the prompt canary with a fake clock."""
-    target = PromptTarget(registry_dir=registry, prompt="rag_answer", urls=["http://unused"])
+    target = PromptTarget(store=FolderStore(registry), prompt="rag_answer", urls=["http://unused"])
     return Monitor(
         policy or fast_policy(),
         target,
