@@ -49,7 +49,7 @@ ROLE_RULES = {
     ("apps", "deployments"): {"get", "patch"},
     ("", "services"): {"get", "patch"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
-    ("", "configmaps"): {"get", "list", "watch", "patch"},
+    ("", "configmaps"): {"get", "patch"},
     ("", "pods"): {"list"},
     ("discovery.k8s.io", "endpointslices"): {"list"},
 }

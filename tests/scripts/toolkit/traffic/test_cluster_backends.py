@@ -9,10 +9,13 @@ import yaml
 from kubernetes.config import incluster_config
 
 from contract.tracks import Track
+from scripts.toolkit import registry_ops
 from scripts.toolkit.cli import EXIT_FAILED, EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE, ToolkitError
+from scripts.toolkit.migrations.job import JOB_MANIFEST, read_manifest, run_migration_job
 from scripts.toolkit.traffic.kube import client
 from scripts.toolkit.traffic.kube.client import ClusterOptions, Kube, connect
 from scripts.toolkit.traffic.kube.gateway_api import GatewayApiBackend
+from scripts.toolkit.traffic.kube.registry import ConfigMapStore
 from scripts.toolkit.traffic.kube.replicas import ReplicasBackend
 from scripts.toolkit.traffic.kube.rolling import RollingBackend
 from scripts.toolkit.traffic.kube.service_selector import ServiceSelectorBackend
@@ -22,6 +25,7 @@ from tests.scripts.toolkit.traffic.conftest import IMAGE, deploy_canary
 from tests.support.kube import KubeCluster, LoggedRequest
 from tests.support.kube.emulator import Route, parse_route
 from tests.support.kube_objects import NAMESPACE, seed, shas
+from tests.support.registry import EXAMPLES
 
 
 def replicas_of(cluster: KubeCluster, name: str) -> int:
@@ -206,20 +210,20 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not(
 # -- the Role ------------------------------------------------------------------------------
 
 
-def granted() -> dict[tuple[str, str], tuple[set[str], set[str]]]:
-    """(group, plural) -> (verbs, resourceNames) of the Role in k8s/base/rbac.yaml."""
+def granted() -> list[tuple[tuple[str, str], set[str], set[str]]]:
+    """Each rule of the Role in k8s/base/rbac.yaml: (group, plural), verbs, resourceNames."""
     documents = yaml.safe_load_all((K8S / "base" / "rbac.yaml").read_text())
     (role,) = [
         d
         for d in documents
         if d and d["kind"] == "Role" and d["metadata"]["name"] == "ai-rollout-deployer"
     ]
-    rules: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
-    for rule in role["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                rules[(group, resource)] = (set(rule["verbs"]), set(rule.get("resourceNames", [])))
-    return rules
+    return [
+        ((group, resource), set(rule["verbs"]), set(rule.get("resourceNames", [])))
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    ]
 
 
 def used(requests: list[LoggedRequest]) -> set[tuple[str, str, str, str | None]]:
@@ -229,14 +233,20 @@ def used(requests: list[LoggedRequest]) -> set[tuple[str, str, str, str | None]]
         route = parse_route(request.path)
         if not isinstance(route, Route):
             continue
-        verb = {"GET": "get" if route.name else "list", "PATCH": "patch"}.get(request.method, "?")
+        verb = {
+            "GET": "get" if route.name else "list",
+            "PATCH": "patch",
+            "POST": "create",
+            "DELETE": "delete",
+        }.get(request.method, "?")
         seen.add((route.kind.group, route.kind.plural, verb, route.name))
     return seen
 
 
 def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, kube: Kube) -> None:
-    """Every backend's operations, successful and failing, on both overlays: each request is
-    one the Role allows, and every verb the Role grants (but the registry's) is used."""
+    """Every backend's operations, successful and failing, on both overlays, and the migration
+    Job (completed and failed): each request is one a rule of the Role allows, and every verb
+    the Role grants (but the registry's) is used."""
     scale(kube, "ai-service", 4)
     deploy_canary(kube, cluster, replicas=0)
     replicas = ReplicasBackend(kube, Names())
@@ -249,6 +259,18 @@ def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, ku
     cluster.controller.never_ready("ai-service", reason="CrashLoopBackOff")
     with pytest.raises(ToolkitError):
         RollingBackend(kube, Names()).deploy(f"{IMAGE}:{shas()[2]}", {})
+    job = read_manifest(JOB_MANIFEST)
+    for phase in ("expand", "contract"):  # the second replaces the first
+        run_migration_job(
+            kube, job, image=f"{IMAGE}:{shas()[0]}", phase=phase, sha=shas()[0], env_from=None,
+            timeout=3,
+        )  # fmt: skip
+    cluster.controller.fail_job(job["metadata"]["name"])
+    with pytest.raises(ToolkitError, match="failed"):
+        run_migration_job(
+            kube, job, image=f"{IMAGE}:{shas()[0]}", phase="expand", sha=shas()[0], env_from=None,
+            timeout=3,
+        )  # fmt: skip
     requests = cluster.requests
     with KubeCluster(namespace=NAMESPACE) as colors:
         seed(colors, "blue-green", sha=shas()[1])
@@ -263,13 +285,15 @@ def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, ku
     rules = granted()
     sent = used(requests)
     for group, plural, verb, name in sent:
-        verbs, names = rules.get((group, plural), (set(), set()))
-        assert verb in verbs, f"the Role does not grant {verb} on {plural}"
-        assert not names or name in names, f"the Role does not name {plural}/{name}"
+        allowed = any(
+            key == (group, plural) and verb in verbs and (not names or name in names)
+            for key, verbs, names in rules
+        )
+        assert allowed, f"no rule of the Role grants {verb} on {plural}/{name}"
     everything = {(g, p, v) for g, p, v, _ in sent}
     unused = {
         (group, plural, verb)
-        for (group, plural), (verbs, _) in rules.items()
+        for (group, plural), verbs, _ in rules
         for verb in verbs
         if plural != "configmaps"  # the registry's: prompt and model rollouts
     } - everything

@@ -1,0 +1,195 @@
+"""Prompt rollouts on a cluster (issue 8, item 5): `promote`, `rollback` and `monitor_canary`
+with `--target prompt --registry-configmap` change the staging overlay's registry ConfigMap on
+the stricter emulator, one guarded JSON Patch at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from contract.registry.configmap import CONFIGMAP_NAME, read_data, to_configmap_key
+from contract.registry.loader import load_registry
+from scripts import promote, rollback
+from scripts.toolkit import registry_ops
+from scripts.toolkit.cli import EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE
+from scripts.toolkit.traffic.kube.client import ClusterOptions, connect
+from scripts.toolkit.traffic.kube.registry import ConfigMapStore
+from tests.support.kube import KubeCluster, LoggedRequest
+from tests.support.registry import EXAMPLES, example_prompt
+
+V1 = to_configmap_key("prompts/rag_answer/v1.yaml")
+V2 = to_configmap_key("prompts/rag_answer/v2.yaml")
+MODEL = to_configmap_key("models/extractive-mini/v2025-08/config.yaml")
+CONFIGMAP_PATH = f"/configmaps/{CONFIGMAP_NAME}"
+
+
+def data(cluster: KubeCluster) -> dict[str, str]:
+    found = cluster.get("v1", "ConfigMap", CONFIGMAP_NAME)
+    assert found is not None
+    return dict(found["data"])
+
+
+def fields(cluster: KubeCluster, key: str) -> tuple[str, float]:
+    """(status, traffic_percentage) of the prompt file under `key`."""
+    loaded: dict[str, Any] = yaml.safe_load(data(cluster)[key])
+    return loaded["status"], float(loaded.get("traffic_percentage", 0.0))
+
+
+def cli(cluster: KubeCluster, *extra: str) -> list[str]:
+    return [
+        "--target", "prompt", "--registry-configmap", CONFIGMAP_NAME,
+        "--kubeconfig", str(cluster.kubeconfig), "--api-timeout", "3", *extra,
+    ]  # fmt: skip
+
+
+def writes(requests: list[LoggedRequest]) -> list[LoggedRequest]:
+    return [r for r in requests if r.method not in ("GET",) and CONFIGMAP_PATH in r.path]
+
+
+def loads(cluster: KubeCluster, tmp_path: Path) -> None:
+    """The ConfigMap's registry loads with the contract's loader (what the service serves)."""
+    folder = tmp_path / "check"
+    for path, content in read_data(data(cluster)).items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(content)
+    load_registry(folder)
+
+
+def test_a_prompt_canary_starts_is_promoted_and_another_is_rolled_back(
+    cluster: KubeCluster, tmp_path: Path
+) -> None:
+    before = data(cluster)
+    mark = cluster.mark()
+    add = str(EXAMPLES / "rag_answer" / "v2.yaml")
+    assert promote.main(cli(cluster, "--add", add, "--candidate", "v2", "--to", "5")) == 0
+    assert fields(cluster, V2) == ("canary", 5.0)
+    assert fields(cluster, V1) == ("production", 0.0)
+    patches = writes(cluster.requests_since(mark))
+    assert [r.method for r in patches] == ["PATCH", "PATCH"]  # --add, then the canary
+    for request in patches:
+        assert request.content_type == "application/json-patch+json"
+        assert request.status == 200
+        assert request.query["fieldManager"] == "ai-rollout-toolkit"
+        assert request.body[0]["op"] == "test"
+        assert request.body[0]["path"] == "/metadata/resourceVersion"
+    assert {op["path"] for op in patches[1].body[1:]} == {f"/data/{V2}"}  # only what changed
+    assert {k: v for k, v in data(cluster).items() if k != V2} == before
+    loads(cluster, tmp_path)
+
+    assert promote.main(cli(cluster, "--to", "20")) == 0
+    assert fields(cluster, V2) == ("canary", 20.0)
+    assert promote.main(cli(cluster, "--to", "full")) == 0
+    assert (fields(cluster, V1), fields(cluster, V2)) == (("retired", 0.0), ("production", 0.0))
+
+    add = str(EXAMPLES / "rag_answer" / "v2-concise.yaml")
+    assert promote.main(cli(cluster, "--add", add, "--candidate", "v2-concise", "--to", "5")) == 0
+    concise = to_configmap_key("prompts/rag_answer/v2-concise.yaml")
+    assert fields(cluster, concise) == ("canary", 5.0)
+    mark = cluster.mark()
+    assert rollback.main(cli(cluster)) == 0
+    assert fields(cluster, concise) == ("retired", 0.0)
+    assert fields(cluster, V2) == ("production", 0.0)
+    sent = cluster.requests_since(mark)
+    assert sent[0].method == "GET" and sent[1].method == "PATCH"  # read once, then the write
+    assert rollback.main(cli(cluster)) == 0  # idempotent: nothing to roll back, nothing written
+    loads(cluster, tmp_path)
+
+
+def test_a_concurrent_edit_is_re_read_not_overwritten(cluster: KubeCluster) -> None:
+    """Another writer changes the ConfigMap between the toolkit's read and its write: the
+    guarded patch fails (422), the change is re-applied to what the other writer left."""
+    cluster.patch("v1", "ConfigMap", CONFIGMAP_NAME, {"data": {V2: example_prompt(
+        "rag_answer", "v2", status="retired", traffic_percentage=0.0)}})  # fmt: skip
+    kube = connect(ClusterOptions(kubeconfig=cluster.kubeconfig, api_timeout=3))
+    store = ConfigMapStore(kube)
+    other = data(cluster)[MODEL] + "# tuned by another writer\n"
+    edits = 0
+
+    def start(folder: Path) -> registry_ops.PromptRollout:
+        nonlocal edits
+        edits += 1
+        if edits == 1:  # after the toolkit's read, before its write
+            cluster.patch("v1", "ConfigMap", CONFIGMAP_NAME, {"data": {MODEL: other}})
+        return registry_ops.start_canary(folder, "rag_answer", "v2", 5)
+
+    mark = cluster.mark()
+    store.change(start)
+    assert edits == 2
+    assert data(cluster)[MODEL] == other  # the other writer's change stays
+    assert fields(cluster, V2) == ("canary", 5.0)  # and ours is made on top of it
+    statuses = [r.status for r in writes(cluster.requests_since(mark))]
+    assert statuses in ([409, 200], [422, 200])
+
+
+def test_a_change_that_breaks_the_registry_is_refused_and_nothing_is_written(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = example_prompt("rag_answer", "v2", status="retired", model="missing-model@v1")
+    cluster.patch("v1", "ConfigMap", CONFIGMAP_NAME, {"data": {V2: broken}})
+    before = cluster.get("v1", "ConfigMap", CONFIGMAP_NAME)
+    mark = cluster.mark()
+    assert promote.main(cli(cluster, "--candidate", "v2", "--to", "5")) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert f"refused: the change would make ConfigMap ai-staging/{CONFIGMAP_NAME}" in error
+    assert "missing-model@v1 is not in registry/models" in error
+    assert "nothing was written" in error and "registry-" not in error  # no scratch path
+    assert cluster.get("v1", "ConfigMap", CONFIGMAP_NAME) == before
+    assert not writes(cluster.requests_since(mark))
+
+
+def test_dry_run_prints_the_patch_and_changes_nothing(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster.patch("v1", "ConfigMap", CONFIGMAP_NAME, {"data": {V2: example_prompt(
+        "rag_answer", "v2", status="retired", traffic_percentage=0.0)}})  # fmt: skip
+    before = cluster.get("v1", "ConfigMap", CONFIGMAP_NAME)
+    assert before is not None
+    mark = cluster.mark()
+    assert promote.main(cli(cluster, "--candidate", "v2", "--to", "5", "--dry-run")) == 0
+    err = capsys.readouterr().err
+    path = f"/api/v1/namespaces/ai-staging/configmaps/{CONFIGMAP_NAME}"
+    assert f"dry-run: PATCH {path}?fieldManager=ai-rollout-toolkit" in err
+    assert "Content-Type: application/json-patch+json" in err
+    printed = json.loads(err.split("application/json-patch+json\n")[1].splitlines()[0])
+    version = before["metadata"]["resourceVersion"]
+    assert printed[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+    assert [op["path"] for op in printed[1:]] == [f"/data/{V2}"]
+    assert "status: canary" in printed[1]["value"]
+    assert cluster.get("v1", "ConfigMap", CONFIGMAP_NAME) == before
+    assert not writes(cluster.requests_since(mark))
+
+
+def test_a_rollback_the_api_cannot_confirm_exits_4_in_bounded_time(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add = str(EXAMPLES / "rag_answer" / "v2.yaml")
+    assert promote.main(cli(cluster, "--add", add, "--candidate", "v2", "--to", "5")) == 0
+    capsys.readouterr()
+    cluster.stop_server()
+    started = time.monotonic()
+    assert rollback.main(cli(cluster, "--api-timeout", "1.5")) == EXIT_TRAFFIC_UNKNOWN
+    took = time.monotonic() - started
+    error = capsys.readouterr().err
+    assert "registry state unknown" in error and "run the rollback again" in error
+    assert took < 4, f"the rollback took {took:.1f} s with a 1.5 s API timeout"
+    cluster.start_server()
+    assert fields(cluster, V2) == ("canary", 5.0)  # nothing claimed that did not happen
+    cluster.fail(status=503, seconds=0.5)  # a short outage within the bound: retried, done
+    assert rollback.main(cli(cluster)) == 0
+    assert fields(cluster, V2) == ("retired", 0.0)
+
+
+def test_the_registry_configmap_is_for_prompt_rollouts_only(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = cli(cluster, "--to", "5")
+    assert promote.main([a if a != "prompt" else "code" for a in args]) == EXIT_USAGE
+    assert "--registry-configmap is for prompt rollouts" in capsys.readouterr().err
+    missing = cli(cluster, "--namespace", "elsewhere", "--to", "5")
+    assert promote.main(missing) == EXIT_USAGE
+    assert f"ConfigMap elsewhere/{CONFIGMAP_NAME} does not exist" in capsys.readouterr().err
