@@ -52,6 +52,7 @@ ROLE_RULES = {
     ("", "configmaps"): {"get", "patch"},
     ("", "pods"): {"list"},
     ("discovery.k8s.io", "endpointslices"): {"list"},
+    ("batch", "jobs"): {"get", "delete", "create"},  # the migration Job (create: by no name)
 }
 GENERATED = re.compile(r"\b(ai-service-settings)-[a-z0-9]{10}\b")
 
@@ -255,8 +256,8 @@ def test_the_role_grants_only_what_the_toolkit_uses(objects: list[dict[str, Any]
         assert "*" not in [*rule["verbs"], *rule["resources"], *rule["apiGroups"]]
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                granted[(group, resource)] = set(rule["verbs"])
-                names[resource] = set(rule.get("resourceNames", []))
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+                names.setdefault(resource, set()).update(rule.get("resourceNames", []))
     assert granted == ROLE_RULES
     moved = {"Deployment": "deployments", "Service": "services", "HTTPRoute": "httproutes"}
     for obj in objects:
@@ -264,6 +265,7 @@ def test_the_role_grants_only_what_the_toolkit_uses(objects: list[dict[str, Any]
         if obj["kind"] in moved and name.startswith("ai-service"):
             assert name in names[moved[obj["kind"]]], f"the Role cannot patch {obj['kind']}/{name}"
     assert names["configmaps"] == {"ai-service-registry"}
+    assert names["jobs"] == {"ai-service-migrate"}
     binding = of_kind(objects, "RoleBinding")["ai-rollout-deployer"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
 

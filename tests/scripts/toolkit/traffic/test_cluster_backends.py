@@ -245,8 +245,8 @@ def used(requests: list[LoggedRequest]) -> set[tuple[str, str, str, str | None]]
 
 def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, kube: Kube) -> None:
     """Every backend's operations, successful and failing, on both overlays, and the migration
-    Job (completed and failed): each request is one a rule of the Role allows, and every verb
-    the Role grants (but the registry's) is used."""
+    Job (completed and failed), and a prompt rollout on the registry ConfigMap: each request is
+    one a rule of the Role allows, and every verb the Role grants is used."""
     scale(kube, "ai-service", 4)
     deploy_canary(kube, cluster, replicas=0)
     replicas = ReplicasBackend(kube, Names())
@@ -271,6 +271,11 @@ def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, ku
             kube, job, image=f"{IMAGE}:{shas()[0]}", phase="expand", sha=shas()[0], env_from=None,
             timeout=3,
         )  # fmt: skip
+    prompt = ConfigMapStore(kube)  # a prompt rollout on the registry ConfigMap
+    v2 = EXAMPLES / "rag_answer" / "v2.yaml"
+    prompt.change(lambda d: registry_ops.add_version(d, "rag_answer", v2))
+    prompt.change(lambda d: registry_ops.start_canary(d, "rag_answer", "v2", 5))
+    prompt.change(lambda d: registry_ops.rollback(d, "rag_answer"), rollback=True)
     requests = cluster.requests
     with KubeCluster(namespace=NAMESPACE) as colors:
         seed(colors, "blue-green", sha=shas()[1])
@@ -292,10 +297,7 @@ def test_the_role_grants_exactly_what_the_backends_send(cluster: KubeCluster, ku
         assert allowed, f"no rule of the Role grants {verb} on {plural}/{name}"
     everything = {(g, p, v) for g, p, v, _ in sent}
     unused = {
-        (group, plural, verb)
-        for (group, plural), verbs, _ in rules
-        for verb in verbs
-        if plural != "configmaps"  # the registry's: prompt and model rollouts
+        (group, plural, verb) for (group, plural), verbs, _ in rules for verb in verbs
     } - everything
     assert not unused, f"the Role grants what no backend uses: {sorted(unused)}"
 
