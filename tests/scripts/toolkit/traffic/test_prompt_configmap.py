@@ -5,22 +5,29 @@ the stricter emulator, one guarded JSON Patch at a time."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from contract.files import REPO_ROOT as REPO
 from contract.registry.configmap import CONFIGMAP_NAME, read_data, to_configmap_key
 from contract.registry.loader import load_registry
 from scripts import promote, rollback
 from scripts.toolkit import registry_ops
-from scripts.toolkit.cli import EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE
+from scripts.toolkit.cli import EXIT_INCONCLUSIVE, EXIT_TRAFFIC_UNKNOWN, EXIT_USAGE
 from scripts.toolkit.traffic.kube.client import ClusterOptions, connect
 from scripts.toolkit.traffic.kube.registry import ConfigMapStore
 from tests.support.kube import KubeCluster, LoggedRequest
+from tests.support.kube_objects import NAMESPACE
+from tests.support.polling import poll_until
 from tests.support.registry import EXAMPLES, example_prompt
+from tests.support.service import StartApp
 
 V1 = to_configmap_key("prompts/rag_answer/v1.yaml")
 V2 = to_configmap_key("prompts/rag_answer/v2.yaml")
@@ -193,3 +200,77 @@ def test_the_registry_configmap_is_for_prompt_rollouts_only(
     missing = cli(cluster, "--namespace", "elsewhere", "--to", "5")
     assert promote.main(missing) == EXIT_USAGE
     assert f"ConfigMap elsewhere/{CONFIGMAP_NAME} does not exist" in capsys.readouterr().err
+
+
+def served(url: str) -> dict[str, str]:
+    """The versions of rag_answer the service serves now, by status (its /version)."""
+    body: dict[str, Any] = httpx.get(f"{url}/version", timeout=5).json()
+    return {v["version"]: v["status"] for v in body["registry"]["prompts"]["rag_answer"]}
+
+
+def toolkit(cluster: KubeCluster, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m scripts.<module>` on the registry ConfigMap, as a workflow runs it."""
+    command = [sys.executable, "-m", f"scripts.{module}", *cli(cluster, *args)]
+    env = {k: v for k, v in cluster.env().items() if not k.startswith("ROLLOUT_")}
+    return subprocess.run(  # our own module, fixed arguments
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.integration
+def test_a_running_service_serves_the_promoted_prompt_within_5_seconds_and_the_monitor_reads_it(
+    cluster: KubeCluster, start_app: StartApp, tmp_path: Path
+) -> None:
+    """End to end: `python -m app` watching the ConfigMap (as in the pods), the toolkit's CLIs
+    as subprocesses; the monitor reads the two prompt arms from the service's /metrics."""
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "namespace").write_text(NAMESPACE)
+    (account / "token").write_text("pod-token")
+    app = start_app(
+        registry_reload_seconds="0",
+        registry_configmap=CONFIGMAP_NAME,
+        kubernetes_api_url=cluster.url,
+        kubernetes_service_account_dir=str(account),
+    )
+    assert served(app.url) == {"v1": "production"}
+
+    add = str(EXAMPLES / "rag_answer" / "v2.yaml")
+    started = toolkit(cluster, "promote", "--add", add, "--candidate", "v2", "--to", "50")
+    assert started.returncode == 0, started.stderr
+    done = time.monotonic()
+    poll_until(
+        lambda: served(app.url) == {"v1": "production", "v2": "canary"},
+        timeout=5, interval=0.02, message="the service serves the canary",
+    )  # fmt: skip
+    applied = time.monotonic() - done
+    print(f"the canary served {applied:.2f} s after `promote` returned")  # the figure, with -s
+    assert applied < 5
+
+    for user in range(40):  # by user: about half of them get the canary
+        answer = httpx.post(
+            f"{app.url}/v1/answer",
+            json={"question": "How long do refunds take?", "user_id": f"user-{user}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+    state = tmp_path / "monitor.json"
+    monitor = toolkit(
+        cluster, "monitor_canary", "--once", "--stable-url", app.url,
+        "--state-file", str(state), "--output", "json",
+    )  # fmt: skip
+    assert monitor.returncode in (0, EXIT_INCONCLUSIVE), monitor.stderr
+    report = json.loads(monitor.stdout)["data"]
+    assert report["target"]["canary"] == "v2" and report["target"]["production"] == "v1"
+    (errors,) = [m for m in report["last_check"]["verdict"]["metrics"] if m["name"] == "error_rate"]
+    assert errors["stable_n"] > 0 and errors["canary_n"] > 0, errors  # each arm: its version's
+    assert errors["stable_n"] + errors["canary_n"] == 40  # every answer, in one arm only
+
+    started = toolkit(cluster, "promote", "--to", "full")
+    assert started.returncode == 0, started.stderr
+    done = time.monotonic()
+    poll_until(
+        lambda: served(app.url) == {"v1": "retired", "v2": "production"},
+        timeout=5, interval=0.02, message="the service serves the promoted version",
+    )  # fmt: skip
+    assert time.monotonic() - done < 5
