@@ -5,15 +5,17 @@ The write is one JSON Patch of the keys that changed (added, replaced, removed; 
 is left as it is), whose first operation `test`s the resourceVersion that was read: when another
 writer changed the ConfigMap in between, the API answers 409/422, and the change is re-read and
 re-applied to the new content (bounded attempts), never written over it. A result the loader
-refuses is never written. A rollback is bounded by --api-timeout; when the API cannot confirm
-it, the command says the registry state is unknown and exits 4 (EXIT_TRAFFIC_UNKNOWN).
+refuses is never written. With --dry-run the patches are printed, not sent, and the command's
+next change starts from what the printed ones would leave. A rollback is bounded by
+--api-timeout; when the API cannot confirm it, the command says the registry state is unknown
+and exits 4 (EXIT_TRAFFIC_UNKNOWN).
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,6 +64,9 @@ class ConfigMapStore:
 
     kube: Kube
     name: str = CONFIGMAP_NAME
+    # In dry-run: the ConfigMap as the printed patches would leave it, so that the next change
+    # of the same command (`--add` then `--candidate`) starts from it, as it would for real.
+    _pending: Json | None = field(default=None, init=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -71,6 +76,8 @@ class ConfigMapStore:
         return self.kube.path("v1", "configmaps", self.name)
 
     def _fetch(self) -> Json:
+        if self._pending is not None:
+            return self._pending
         try:
             return self.kube.get(self._path())
         except NotFound:
@@ -146,13 +153,17 @@ class ConfigMapStore:
                 refused = self._refused(folder)
                 if refused:
                     raise refused
-                ops = data_patch(resource_version(configmap), before, registry_files(folder))
+                after = registry_files(folder)
+                ops = data_patch(resource_version(configmap), before, after)
             if len(ops) == 1:
                 return result  # nothing to change (an idempotent re-run)
             try:
                 self.kube.patch(self._path(), ops, content_type=JSON_PATCH, guarded=True)
             except Conflict:
                 continue  # another writer was first: re-read, and apply the change to that
+            if self.kube.dry_run:
+                data = {to_configmap_key(path): text for path, text in after.items()}
+                self._pending = {**configmap, "data": data}
             return result
         raise ToolkitError(
             f"{self.where} changed {ATTEMPTS} times while the registry change was written; find "

@@ -170,6 +170,21 @@ def test_dry_run_prints_the_patch_and_changes_nothing(
     assert cluster.get("v1", "ConfigMap", CONFIGMAP_NAME) == before
     assert not writes(cluster.requests_since(mark))
 
+    # Two changes in one command: the second is printed as it would follow the first.
+    add = str(EXAMPLES / "rag_answer" / "v2-concise.yaml")
+    args = cli(cluster, "--add", add, "--candidate", "v2-concise", "--to", "5", "--dry-run")
+    assert promote.main(args) == 0
+    err = capsys.readouterr().err
+    first, second = [json.loads(line) for line in err.splitlines() if line.startswith("  [")]
+    concise = f"/data/{to_configmap_key('prompts/rag_answer/v2-concise.yaml')}"
+    assert (first[1]["op"], first[1]["path"]) == ("add", concise)
+    assert "status: retired" in first[1]["value"]
+    assert (second[1]["op"], second[1]["path"]) == ("replace", concise)
+    assert "status: canary" in second[1]["value"]
+    assert "canary v2-concise 5%" in err  # what the printed patches would leave
+    assert cluster.get("v1", "ConfigMap", CONFIGMAP_NAME) == before
+    assert not writes(cluster.requests_since(mark))
+
 
 def test_a_rollback_the_api_cannot_confirm_exits_4_in_bounded_time(
     cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
