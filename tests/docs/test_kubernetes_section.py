@@ -60,6 +60,16 @@ NOT_RUN = {
     ".venv/bin/python -m scripts.rollback --backend gateway-api --namespace ai-staging": (
         "tests/scripts/test_kube_rollouts.py runs it on the emulator"
     ),
+    ".venv/bin/python -m scripts.promote --target prompt --registry-configmap ai-service-registry "
+    "--namespace ai-staging --add examples/prompts/rag_answer/v2.yaml --candidate v2 --to 5": (
+        "tests/scripts/toolkit/traffic/test_prompt_configmap.py runs it on the emulator"
+    ),
+    ".venv/bin/python -m scripts.monitor_canary --act --target prompt --registry-configmap "
+    "ai-service-registry --namespace ai-staging --stable-url http://127.0.0.1:8001": (
+        "needs the pods' /metrics; test_prompt_configmap.py runs it against a real service"
+    ),
+    ".venv/bin/python -m scripts.rollback --target prompt --registry-configmap ai-service-registry "
+    "--namespace ai-staging": "tests/scripts/toolkit/traffic/test_prompt_configmap.py runs it",
 }
 
 
