@@ -52,6 +52,7 @@ ROLE_RULES = {
     ("", "configmaps"): {"get", "patch"},
     ("", "pods"): {"list"},
     ("discovery.k8s.io", "endpointslices"): {"list"},
+    ("autoscaling", "horizontalpodautoscalers"): {"list"},
     ("batch", "jobs"): {"get", "delete", "create"},  # the migration Job (create: by no name)
 }
 GENERATED = re.compile(r"\b(ai-service-settings)-[a-z0-9]{10}\b")

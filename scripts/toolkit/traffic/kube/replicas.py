@@ -7,6 +7,10 @@ waits until its pods are ready (naming the ones that are not), then scales stabl
 are whole pods: the state reports the share the replicas give, not the one asked for. A
 rollback scales the canary to zero first (its pods leave the Service's endpoints), then gives
 stable its pods back.
+
+A HorizontalPodAutoscaler on either Deployment would set their replicas back (the base's HPA
+scales `ai-service`): a step stops first with one sentence when one targets them (the rollback
+does not look: it scales the canary to zero whatever else runs).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from scripts.toolkit.traffic.kube.workloads import (
     wait_rolled_out,
 )
 
+AUTOSCALING = "autoscaling/v2"
+
 
 class ReplicasBackend(KeepsState):
     """Traffic between stable and canary by their share of the Service's pods."""
@@ -62,6 +68,22 @@ class ReplicasBackend(KeepsState):
         kept = rollout_notes(canary).get(REPLICAS)
         return int(kept) if kept else replicas(stable) + replicas(canary)
 
+    def _not_autoscaled(self) -> None:
+        """Stop when a HorizontalPodAutoscaler scales stable or the canary."""
+        listed = self.kube.get(self.kube.path(AUTOSCALING, "horizontalpodautoscalers"))
+        for hpa in listed.get("items") or []:
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if target.get("kind") == "Deployment" and target.get("name") in (
+                self.stable,
+                self.canary,
+            ):
+                raise ToolkitError(
+                    f"HorizontalPodAutoscaler {hpa['metadata']['name']} scales Deployment "
+                    f"{target['name']} and would undo the replicas backend's changes to it; use "
+                    "--backend gateway-api, or remove the HPA from the overlay you roll out by "
+                    "replicas (k8s/components/canary/README.md)."
+                )
+
     def state(self) -> TrafficState:
         stable, canary = self._read()
         total = replicas(stable) + replicas(canary)
@@ -78,6 +100,7 @@ class ReplicasBackend(KeepsState):
         share is above 0, at most all but one below 100)."""
         if not math.isfinite(percent) or not 0 <= percent <= 100:
             raise ToolkitError(f"the canary weight must be between 0 and 100, not {percent:g}.")
+        self._not_autoscaled()
         stable, canary = self._read()
         pods = self._pods(stable, canary)
         if pods < 2 and 0 < percent < 100:

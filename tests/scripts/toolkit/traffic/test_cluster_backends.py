@@ -88,6 +88,34 @@ def test_replicas_never_leave_traffic_on_pods_that_never_get_ready(
     assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (4, 0)
 
 
+def test_replicas_stop_when_an_hpa_scales_a_track_they_would_scale(
+    cluster: KubeCluster, kube: Kube
+) -> None:
+    """The base's HorizontalPodAutoscaler on ai-service would set stable's replicas back after
+    each step: the step stops first, with one sentence, and scales nothing."""
+    scale(kube, "ai-service", 4)
+    deploy_canary(kube, cluster, replicas=0)
+    (hpa,) = [
+        d
+        for d in yaml.safe_load_all((K8S / "base" / "ai-service.yaml").read_text())
+        if d and d["kind"] == "HorizontalPodAutoscaler"
+    ]
+    other = {**hpa, "metadata": {"name": "model-server"}}
+    other["spec"] = {**hpa["spec"], "scaleTargetRef": {**hpa["spec"]["scaleTargetRef"]}}
+    other["spec"]["scaleTargetRef"]["name"] = "model-server"
+    cluster.create(other)  # an HPA on another Deployment is no concern
+    ReplicasBackend(kube, Names()).set_canary_weight(50)
+    ReplicasBackend(kube, Names()).rollback()
+    cluster.create(hpa)
+    with pytest.raises(ToolkitError) as caught:
+        ReplicasBackend(kube, Names()).set_canary_weight(50)
+    assert caught.value.message.startswith(
+        "HorizontalPodAutoscaler ai-service scales Deployment ai-service and would undo"
+    )
+    assert "--backend gateway-api" in caught.value.message
+    assert (replicas_of(cluster, "ai-service"), replicas_of(cluster, "ai-service-canary")) == (4, 0)
+
+
 # -- service-selector ------------------------------------------------------------------------
 
 
