@@ -76,7 +76,7 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     target = build_target(args)
     keeper = in_cluster(target)
     if keeper is not None:
-        policy = resume_from_cluster(keeper, policy, state_file)
+        policy = resume_from_cluster(keeper, policy, state_file, code=args.target == "code")
     monitor = Monitor(
         policy,
         target,
@@ -166,21 +166,24 @@ ASSIGNMENT = {
 
 
 def in_cluster(target: RolloutTarget) -> KeepsRolloutState | None:
-    """The cluster backend that keeps this rollout's state, if the target has one."""
-    backend = getattr(target, "backend", None)
-    return backend if isinstance(backend, KeepsRolloutState) else None
+    """The cluster backend (or registry ConfigMap) that keeps this rollout's state, if any."""
+    keeper = getattr(target, "backend", None) or getattr(target, "store", None)
+    return keeper if isinstance(keeper, KeepsRolloutState) else None
 
 
-def resume_from_cluster(keeper: KeepsRolloutState, policy: Policy, state_file: Path) -> Policy:
+def resume_from_cluster(
+    keeper: KeepsRolloutState, policy: Policy, state_file: Path, *, code: bool = True
+) -> Policy:
     """Put the monitor's progress saved in the cluster in `state_file` (the cluster's copy wins:
     the last runner may have been another machine), and the policy's assumption about how code
     canaries are assigned in line with the route: sticky per user when it keeps users on one
-    version (sessionPersistence), so the judge never tests a per-request sample ratio there."""
+    version (sessionPersistence), so the judge never tests a per-request sample ratio there
+    (`code`; prompt versions are assigned by user inside the service whatever the policy)."""
     saved = keeper.load_monitor_state()
     if saved is not None:
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(saved, encoding="utf-8")
-    if keeper.assignment() == "user" and policy.code_assignment == "request":
+    if code and keeper.assignment() == "user" and policy.code_assignment == "request":
         print(
             "note: the route keeps each user on one version (sessionPersistence): the analysis "
             "assumes code_assignment: user.",

@@ -5,8 +5,9 @@ The write is one JSON Patch of the keys that changed (added, replaced, removed; 
 is left as it is), whose first operation `test`s the resourceVersion that was read: when another
 writer changed the ConfigMap in between, the API answers 409/422, and the change is re-read and
 re-applied to the new content (bounded attempts), never written over it. A result the loader
-refuses is never written. With --dry-run the patches are printed, not sent, and the command's
-next change starts from what the printed ones would leave. A rollback is bounded by
+refuses is never written (the monitor's progress, an annotation, is merge-patched apart).
+With --dry-run the patches are printed, not sent, and the command's next change starts from
+what the printed ones would leave. A rollback is bounded by
 --api-timeout; when the API cannot confirm it, the command says the registry state is unknown
 and exits 4 (EXIT_TRAFFIC_UNKNOWN).
 """
@@ -36,7 +37,7 @@ from scripts.toolkit.traffic.kube.client import (
     NotFound,
     Unreachable,
 )
-from scripts.toolkit.traffic.kube.common import bounded
+from scripts.toolkit.traffic.kube.common import KeepsState, bounded
 from scripts.toolkit.traffic.kube.workloads import json_pointer, resource_version
 
 T = TypeVar("T")
@@ -59,8 +60,9 @@ def data_patch(version: str, before: dict[str, str], after: dict[str, str]) -> l
 
 
 @dataclass
-class ConfigMapStore:
-    """The registry in ConfigMap `name` of the client's namespace."""
+class ConfigMapStore(KeepsState):
+    """The registry in ConfigMap `name` of the client's namespace; the monitor's progress is an
+    annotation on it (`ai-rollout-template/monitor`), so a monitor on another machine resumes."""
 
     kube: Kube
     name: str = CONFIGMAP_NAME
@@ -74,6 +76,13 @@ class ConfigMapStore:
 
     def _path(self) -> str:
         return self.kube.path("v1", "configmaps", self.name)
+
+    def state_path(self) -> str:
+        return self._path()
+
+    def assignment(self) -> str:
+        """Prompt versions are assigned by user, inside the service."""
+        return "user"
 
     def _fetch(self) -> Json:
         if self._pending is not None:

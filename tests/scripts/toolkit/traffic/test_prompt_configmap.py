@@ -280,6 +280,18 @@ def test_a_running_service_serves_the_promoted_prompt_within_5_seconds_and_the_m
     (errors,) = [m for m in report["last_check"]["verdict"]["metrics"] if m["name"] == "error_rate"]
     assert errors["stable_n"] > 0 and errors["canary_n"] > 0, errors  # each arm: its version's
     assert errors["stable_n"] + errors["canary_n"] == 40  # every answer, in one arm only
+    configmap = cluster.get("v1", "ConfigMap", CONFIGMAP_NAME)
+    assert configmap is not None
+    annotations = configmap["metadata"]["annotations"]
+    assert json.loads(annotations["ai-rollout-template/monitor"])["checks"] == 1
+    fresh = toolkit(  # another machine: no state file, the progress comes from the ConfigMap
+        cluster, "monitor_canary", "--once", "--stable-url", app.url,
+        "--state-file", str(tmp_path / "elsewhere.json"), "--output", "json",
+    )  # fmt: skip
+    assert fresh.returncode in (0, EXIT_INCONCLUSIVE), fresh.stderr
+    assert len(json.loads(fresh.stdout)["data"]["history"]) == 2
+    assert "sessionPersistence" not in fresh.stderr  # the route's note is for code canaries
+    assert served(app.url) == {"v1": "production", "v2": "canary"}  # annotations: no change
 
     started = toolkit(cluster, "promote", "--to", "full")
     assert started.returncode == 0, started.stderr
