@@ -145,8 +145,15 @@ class ConfigMapStore(KeepsState):
             ) from exc
 
     def _change(self, edit: Callable[[Path], T]) -> T:
+        lost: tuple[str, Conflict] | None = None  # the version a refused patch pinned, and why
         for _ in range(ATTEMPTS):
             configmap = self._fetch()
+            if lost is not None and resource_version(configmap) == lost[0]:
+                # Nobody else wrote: the 422 was the API refusing the content (too large, ...).
+                raise ToolkitError(
+                    f"the Kubernetes API refused the change to {self.where} ({lost[1].message}); "
+                    "fix what it names, then run again."
+                )
             with tempfile.TemporaryDirectory(prefix="registry-") as tmp:
                 folder = Path(tmp) / "registry"
                 before = self._checkout(configmap, folder)
@@ -168,7 +175,8 @@ class ConfigMapStore(KeepsState):
                 return result  # nothing to change (an idempotent re-run)
             try:
                 self.kube.patch(self._path(), ops, content_type=JSON_PATCH, guarded=True)
-            except Conflict:
+            except Conflict as exc:
+                lost = (resource_version(configmap), exc)
                 continue  # another writer was first: re-read, and apply the change to that
             if self.kube.dry_run:
                 data = {to_configmap_key(path): text for path, text in after.items()}

@@ -301,3 +301,20 @@ def test_a_running_service_serves_the_promoted_prompt_within_5_seconds_and_the_m
         timeout=5, interval=0.02, message="the service serves the promoted version",
     )  # fmt: skip
     assert time.monotonic() - done < 5
+
+
+def test_a_422_nobody_else_caused_is_the_apis_refusal_not_a_conflict(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 422 (a failed `test`, or content the API refuses, e.g. over 1 MiB) with the ConfigMap
+    unchanged when re-read is not another writer: one sentence after one retry, not ten."""
+    cluster.fail(status=422, method="PATCH", path_contains=CONFIGMAP_PATH)
+    mark = cluster.mark()
+    add = str(EXAMPLES / "rag_answer" / "v2.yaml")
+    assert promote.main(cli(cluster, "--add", add)) == EXIT_USAGE
+    error = capsys.readouterr().err
+    assert f"the Kubernetes API refused the change to ConfigMap ai-staging/{CONFIGMAP_NAME}" in (
+        error
+    )
+    assert len(writes(cluster.requests_since(mark))) == 1
+    assert V2 not in data(cluster)
