@@ -1,6 +1,7 @@
 """deploy.yml itself, run by the local runner with the local platform as the cluster: a fresh
 fork's run is green with the deploy jobs skipped; a good commit goes through staging and is
-promoted in production; a re-run of an older commit moves nothing; a bad commit is rolled back
+promoted in production, with the expand migration before each deploy and the contract one after
+the promotion; a re-run of an older commit moves nothing; a bad commit is rolled back
 by the canary analysis; a cancelled canary is restored by its trap and the rollback job runs;
 a freeze window stops production.
 
@@ -164,7 +165,7 @@ def test_a_fresh_fork_is_green_with_the_deploy_jobs_skipped_and_a_notice() -> No
     )  # fmt: skip
     run = json.loads(done.stdout)["data"]
     assert done.returncode == 0 and run["conclusion"] == "success", done.stderr
-    deploying = ["build", "staging", "freeze", "production", "canary", "rollback"]
+    deploying = ["build", "staging", "freeze", "production", "canary", "rollback", "contract"]
     assert all(run["jobs"][job]["result"] == "skipped" for job in deploying)
     titles = [a["title"] for a in run["annotations"] if a["level"] == "notice"]
     assert "No cluster configured" in titles
@@ -185,6 +186,11 @@ def test_a_good_commit_goes_through_staging_and_is_promoted(pipeline: Pipeline) 
     record = run["summaries"]["canary/canary"]
     assert "Canary analysis" in record and "```mermaid" in record
     assert "load test: pass" in run["log"]
+    # The expand migration ran in each deploy stage before traffic moved; contract after promotion.
+    for job in ("staging/deploy", "production/deploy"):
+        assert "### Migration (expand): local platform database" in run["summaries"][job], job
+    assert result(run, "contract/migrate") == "success", failed(run)
+    assert "### Migration (contract)" in run["summaries"]["contract/migrate"]
 
 
 def test_a_rerun_of_an_older_commit_moves_no_traffic(pipeline: Pipeline) -> None:
@@ -211,6 +217,7 @@ def test_a_bad_commit_is_rolled_back_by_the_canary_analysis(pipeline: Pipeline) 
     assert run["jobs"]["canary"]["outputs"]["outcome"] == "rolled_back", failed(run)
     assert "slow_answers" in run["summaries"]["canary/canary"]
     assert result(run, "rollback/rollback") == "success", failed(run)
+    assert result(run, "contract") == "skipped"  # contract revisions wait for a promotion
     live = pipeline.live()
     assert live["versions"]["stable"] == before["versions"]["stable"]
     assert "canary" not in live["versions"] and live["weights"].get("canary", 0) == 0
