@@ -151,3 +151,14 @@ def test_on_the_local_platform_the_migration_runs_on_its_database(
     data = json.loads(capsys.readouterr().out)["data"]
     assert data["database"] == str(tmp_path.resolve() / "service.db")
     assert (tmp_path / "service.db").stat().st_size > 0
+
+
+def test_a_dry_run_prints_the_replacement_and_creates_no_job(
+    cluster: KubeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(cluster, "--phase", "expand", "--sha", shas()[0], "--dry-run") == EXIT_OK
+    err = capsys.readouterr().err
+    assert f"dry-run: DELETE /apis/batch/v1/namespaces/{NAMESPACE}/jobs/{JOB}" in err
+    assert f"dry-run: POST /apis/batch/v1/namespaces/{NAMESPACE}/jobs" in err
+    assert cluster.get("batch/v1", "Job", JOB) is None
+    assert not [r for r in cluster.requests if r.method in ("POST", "DELETE", "PATCH")]
