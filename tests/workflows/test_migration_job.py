@@ -1,7 +1,8 @@
 """deploy.yml's staging stage against the Kubernetes emulator (the staging overlay, stable live at
 HEAD), run by the local runner: the expand migration Job runs with the build's image before the
 Deployment changes; a failed Job stops the stage with one "Migration failed" annotation naming
-the Job and its logs, and the Deployment keeps the live image."""
+the Job and its logs, and the Deployment keeps the live image; a re-run of an older commit stops
+before its migration."""
 
 from __future__ import annotations
 
@@ -99,3 +100,19 @@ def test_a_failed_job_stops_the_stage_with_one_annotation_and_moves_nothing(
     assert f"kubectl -n {NAMESPACE} logs job/{JOB}" in message
     assert stable_image(cluster) == before
     assert all(run["jobs"][j]["result"] == "skipped" for j in ("production", "contract"))
+
+
+def test_a_rerun_of_an_older_commit_runs_no_migration_on_the_cluster(
+    cluster: KubeCluster,
+) -> None:
+    older = subprocess.run(
+        ["git", "rev-parse", "HEAD~1"],  # noqa: S607  # git from PATH
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    before = stable_image(cluster)
+    run = run_deploy(cluster, older)
+    assert run["jobs"]["staging/deploy"]["result"] == "failure", run["log"][-5000:]
+    titles = [a["title"] for a in run["annotations"] if a["level"] == "error"]
+    assert titles == ["Older than what is live"], titles
+    assert cluster.get("batch/v1", "Job", JOB) is None  # its old image never migrated
+    assert stable_image(cluster) == before
