@@ -4,7 +4,6 @@ cancelling (SIGINT, then SIGTERM 7.5 s later) with the jobs that run after a can
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,9 +218,10 @@ TRAPPED = """
 sleep 30 &
 child=$!
 restore() {
-  echo "restored after $SECONDS s" > "$GITHUB_WORKSPACE/restored"; kill "$child"; exit 130
+  echo "restored on $1 after $SECONDS s" > "$GITHUB_WORKSPACE/restored"; kill "$child"; exit 130
 }
-trap restore INT TERM
+trap 'restore INT' INT
+trap 'restore TERM' TERM
 wait "$child"
 """
 DEAF_TO_SIGINT = """
@@ -250,16 +250,15 @@ def cancel_flow(workspace: Path, script: str) -> Path:
 def test_cancelling_sends_sigint_and_the_rollback_job_still_runs(
     workspace: Path, evaluator: Evaluator
 ) -> None:
-    started = time.monotonic()
     the_run, jobs = run(
         workspace, evaluator, cancel_flow(workspace, TRAPPED), cancel_after={"canary": 1.0}
     )
-    assert time.monotonic() - started < 6, "the trap ran on SIGINT, not 7.5 s later on SIGTERM"
     assert the_run.cancelled.is_set()
     assert jobs["canary"].result == "cancelled"
     assert [s.outcome for s in jobs["canary"].steps] == ["failure", "success", "skipped"]
     restored = workspace / "restored"
-    assert restored.read_text().startswith("restored after")
+    # The signal the trap saw, not the wall clock (a loaded machine is slow to start a shell).
+    assert restored.read_text().startswith("restored on INT"), "the trap ran on SIGTERM"
     assert jobs["next"].result == "cancelled"
     assert jobs["plain"].result == "cancelled"  # success() is false in a cancelled run
     assert jobs["rollback"].result == "success"
