@@ -41,7 +41,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DOCS = ("README.md", "DEPLOYING.md")
 VENV_BIN = REPO / ".venv" / "bin"
-LOAD_SECONDS = 170
+# Long enough for every monitor of the walk on a loaded machine (the load is stopped at the end
+# anyway): with 170 s, a CI run under load saw the prompt monitor outlive its traffic and wait.
+LOAD_SECONDS = 540
 HEADLINE = "How long do I have to ask for a refund?"
 
 # Documented commands the test does not run, with the reason.
