@@ -37,7 +37,7 @@ from tests.support.platform import fast_policy
 from tests.support.service import REPO
 
 # The whole walk through both documents takes about 2 minutes on a quiet machine.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 DOCS = ("README.md", "DEPLOYING.md")
 VENV_BIN = REPO / ".venv" / "bin"
