@@ -36,6 +36,7 @@ from scripts.toolkit.platform import gitrefs
 from scripts.toolkit.traffic.factory import CLUSTER_BACKENDS
 from scripts.toolkit.traffic.kube import workloads
 from scripts.toolkit.traffic.kube.common import KeepsState
+from scripts.toolkit.traffic.kube.live import read_live
 from scripts.toolkit.traffic.kube.rolling import RollingBackend
 from scripts.toolkit.traffic.kube.service_selector import ServiceSelectorBackend
 from scripts.toolkit.traffic.kube.workloads import (
@@ -125,12 +126,10 @@ def command(args: argparse.Namespace) -> cli.Outcome:
     else:
         live_track = Track.STABLE.value
         track = Track.STABLE.value if isinstance(backend, RollingBackend) else Track.CANARY.value
-    live = workloads.read_deployment(kube, names.deployment(live_track))
-    live_image = workloads.app_image(live)
-    live_sha = workloads.tag(live_image)
+    live = read_live(backend, live_track)
+    live_sha = live.sha
     note = check_newer(args.sha, live_sha, force=args.force, reason=args.reason, repo=args.repo)
-    repository = args.image or live_image.rsplit(":", 1)[0].split("@", 1)[0]
-    image = f"{repository}:{args.sha}"
+    image = live.build_image(args.sha, args.image)
     notes: dict[str, str | None] = {SHA: args.sha, STARTED_AT: now_text(), FORCED: note}
     name = names.deployment(track)
     if isinstance(backend, RollingBackend):

@@ -73,19 +73,14 @@ def live_local(platform_dir: Path) -> str | None:
 def live_cluster(args: argparse.Namespace) -> tuple[str, str]:
     """The Deployment serving all traffic on the cluster, and the commit its image is tagged
     with (the service-selector backend: the serving color's)."""
-    from scripts.toolkit.traffic.kube import workloads  # noqa: PLC0415  # optional part
-    from scripts.toolkit.traffic.kube.common import KeepsState  # noqa: PLC0415
-    from scripts.toolkit.traffic.kube.service_selector import ServiceSelectorBackend  # noqa: PLC0415
+    from scripts.toolkit.traffic.kube.common import KeepsState  # noqa: PLC0415  # optional part
+    from scripts.toolkit.traffic.kube.live import read_live  # noqa: PLC0415
 
     backend = build_backend_of(args)
     if not isinstance(backend, KeepsState):
         raise ToolkitError(f"--backend {args.backend} keeps no state on a cluster.")
-    track = Track.STABLE.value
-    if isinstance(backend, ServiceSelectorBackend):
-        track = backend.state().active or Track.BLUE.value
-    name = backend.names.deployment(track)
-    deployment = workloads.read_deployment(backend.kube, name)
-    return name, workloads.tag(workloads.app_image(deployment))
+    live = read_live(backend)
+    return live.name, live.sha
 
 
 def show_live(args: argparse.Namespace) -> cli.Outcome:
@@ -145,8 +140,8 @@ def migrate_cluster(args: argparse.Namespace) -> cli.Outcome:
         run_migration_job,
         service_env_from,
     )
-    from scripts.toolkit.traffic.kube import workloads  # noqa: PLC0415
     from scripts.toolkit.traffic.kube.common import KeepsState  # noqa: PLC0415
+    from scripts.toolkit.traffic.kube.live import read_live  # noqa: PLC0415
 
     if not args.sha:
         raise ToolkitError("--sha is required on a cluster: the commit whose image migrates.")
@@ -154,17 +149,14 @@ def migrate_cluster(args: argparse.Namespace) -> cli.Outcome:
     backend = build_backend_of(args)
     if not isinstance(backend, KeepsState):
         raise ToolkitError(f"--backend {args.backend} runs no Job.")
-    deployment_name, _ = live_cluster(args)
-    deployment = workloads.read_deployment(backend.kube, deployment_name)
-    live_image = workloads.app_image(deployment)
-    repository = args.image or live_image.rsplit(":", 1)[0].split("@", 1)[0]
+    live = read_live(backend)
     run = run_migration_job(
         backend.kube,
         manifest,
-        image=f"{repository}:{args.sha}",
+        image=live.build_image(args.sha, args.image),
         phase=args.phase,
         sha=args.sha,
-        env_from=service_env_from(deployment),
+        env_from=service_env_from(live.deployment),
         timeout=args.job_timeout,
     )
     dry = " (dry run: nothing sent)" if backend.kube.dry_run else ""
