@@ -9,6 +9,8 @@ import os
 import random
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -547,3 +549,25 @@ def test_failing_candidate_answers_count_as_errors(
     assert (data["candidate"]["errors"], data["baseline"]["errors"]) == (10, 0)
     assert data["scores"]["correctness"]["candidate"]["estimate"] == 0.0
     assert {c["candidate_error"] for c in data["cases"]} == {"HTTP 503"}
+
+
+@pytest.mark.integration
+def test_a_version_registered_a_moment_ago_is_waited_for_with_one_url(
+    capsys: pytest.CaptureFixture[str],
+    pinned: list[str],
+    registry_with_candidates: Path,
+) -> None:
+    """One URL for both arms: the candidate registered while the service has not reloaded yet
+    is waited for (the baseline, production, needs no name), not reported missing."""
+    registry = registry_with_candidates
+    timer = threading.Timer(1.0, add_prompt, (registry, "rag_answer", "v2"), {"status": "retired"})
+    (registry / "prompts" / "rag_answer" / "v2.yaml").rename(registry / "v2.yaml.away")
+    try:
+        time.sleep(0.6)  # the service (reloading every 0.2 s) has seen v2 go
+        timer.start()
+        code, envelope, err = run(capsys, *pinned, "--candidate-version", "v2", "--limit", "3")
+    finally:
+        timer.join()
+        (registry / "v2.yaml.away").unlink(missing_ok=True)
+    assert "has no version 'v2'" not in err, err
+    assert code in (0, 1), envelope  # the gate ran (its verdict is another test's concern)

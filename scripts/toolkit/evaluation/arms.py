@@ -97,7 +97,9 @@ def resolve_arms(
             "name the service: --url with --candidate-version, "
             "or --candidate-url and --baseline-url."
         )
-    named = {cand_url: candidate_version, base_url: baseline_version}
+    # Pairs, not a dict: with one URL for both arms, the baseline's None must not hide the
+    # candidate's version.
+    named = [(cand_url, candidate_version), (base_url, baseline_version)]
     # A version registered a moment ago shows once the service has reloaded its registry (it
     # polls every APP_REGISTRY_RELOAD_SECONDS): wait that long before calling it missing.
     deadline = time.monotonic() + REGISTRY_SETTLE_SECONDS
@@ -105,7 +107,7 @@ def resolve_arms(
         infos = {
             u: service_info(u, prompt, timeout=timeout) for u in dict.fromkeys([cand_url, base_url])
         }
-        missing = [v for u, v in named.items() if v is not None and v not in infos[u].versions]
+        missing = [v for u, v in named if v is not None and v not in infos[u].versions]
         if not missing or time.monotonic() > deadline:
             break
         time.sleep(0.25)
