@@ -251,7 +251,12 @@ def test_cancelling_sends_sigint_and_the_rollback_job_still_runs(
     workspace: Path, evaluator: Evaluator
 ) -> None:
     the_run, jobs = run(
-        workspace, evaluator, cancel_flow(workspace, TRAPPED), cancel_after={"canary": 1.0}
+        # 4 s: the step has started and set its trap even on a loaded machine (a cancel before a
+        # step starts never reaches it, as on GitHub).
+        workspace,
+        evaluator,
+        cancel_flow(workspace, TRAPPED),
+        cancel_after={"canary": 4.0},
     )
     assert the_run.cancelled.is_set()
     assert jobs["canary"].result == "cancelled"
