@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess  # nosec B404  # bash on a script file we wrote
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHELL = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+# A step starts with SIGINT and SIGTERM at their defaults, as under GitHub's runner: a signal
+# ignored on entry cannot be trapped by bash, and a runner started in the background of a
+# non-interactive shell (nohup ... &, some CI systems) inherits SIGINT ignored.
+DEFAULT_SIGNALS = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys\n"
+    "for s in (signal.SIGINT, signal.SIGTERM): signal.signal(s, signal.SIG_DFL)\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
 SIGTERM_AFTER = 7.5  # seconds after SIGINT, as GitHub's runner
 SIGKILL_AFTER = 10.0
 
@@ -41,7 +52,7 @@ def run_script(
     The process group's id is appended to `groups` (the job kills what is left at its end)."""
     started = time.monotonic()
     process = subprocess.Popen(  # noqa: S603  # nosec B603  # bash on our own script file
-        [*SHELL, str(script)],
+        [*DEFAULT_SIGNALS, *SHELL, str(script)],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
